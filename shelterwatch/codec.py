@@ -1,0 +1,131 @@
+"""The register codec: raw Modbus words to engineering values and back.
+
+Pure functions, no IO. Every type and each of the four byte/word orders goes through one
+path: pack big-endian with ``struct``, then apply the order's swaps to the 16-bit words.
+Scaling is ``value = raw * scale + offset``.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+
+from shelterwatch.contract import Value
+from shelterwatch.errors import CodecError
+from shelterwatch.profiles.model import DataType, Order, Point
+
+__all__ = ["decode", "decode_raw", "encode", "encode_raw", "from_words", "to_words"]
+
+# struct format and integer range per word type.
+_FORMATS: dict[DataType, str] = {
+    DataType.INT16: ">h",
+    DataType.UINT16: ">H",
+    DataType.INT32: ">i",
+    DataType.UINT32: ">I",
+    DataType.INT64: ">q",
+    DataType.UINT64: ">Q",
+    DataType.FLOAT32: ">f",
+    DataType.FLOAT64: ">d",
+}
+_FLOATS = (DataType.FLOAT32, DataType.FLOAT64)
+
+
+def _swap(words: list[int], order: Order) -> list[int]:
+    if order.swap_bytes:
+        words = [((w & 0xFF) << 8) | (w >> 8) for w in words]
+    if order.swap_words:
+        words.reverse()
+    return words
+
+
+def to_words(data: bytes, order: Order) -> list[int]:
+    """Big-endian bytes (A first) to registers in the device's order."""
+    if len(data) % 2:
+        data += b"\x00"
+    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+    return _swap(words, order)
+
+
+def from_words(words: Sequence[int], order: Order) -> bytes:
+    """Registers in the device's order to big-endian bytes (A first)."""
+    for w in words:
+        if not 0 <= w <= 0xFFFF:
+            raise CodecError(f"register value {w} is not a 16-bit word")
+    # Both swaps are their own inverse, so the same function undoes them.
+    return b"".join(w.to_bytes(2, "big") for w in _swap(list(words), order))
+
+
+def decode_raw(point: Point, words: Sequence[int]) -> int | float | bool | str:
+    """Decode registers (or one bit for coils) to the raw, unscaled value."""
+    if len(words) != point.words:
+        raise CodecError(f"point {point.name!r} needs {point.words} registers, got {len(words)}")
+    kind = point.type
+    if kind is DataType.BOOL:
+        return bool(words[0])
+    if kind is DataType.BIT:
+        assert point.bit is not None
+        word = int.from_bytes(from_words(words, point.order), "big")
+        return bool(word >> point.bit & 1)
+    if kind is DataType.STRING:
+        return from_words(words, point.order).rstrip(b"\x00 ").decode("utf-8", errors="replace")
+    (raw,) = struct.unpack(_FORMATS[kind], from_words(words, point.order))
+    return raw  # type: ignore[no-any-return]
+
+
+def decode(point: Point, words: Sequence[int]) -> Value:
+    """Decode registers to the published value: scaled, or the enum label."""
+    raw = decode_raw(point, words)
+    if isinstance(raw, bool | str):
+        return raw
+    if point.enum is not None:
+        return point.enum.get(int(raw), str(raw))
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise CodecError(f"point {point.name!r} decoded to {raw}, which is not a reading")
+    if point.scale == 1.0 and point.offset == 0.0:
+        return raw
+    return raw * point.scale + point.offset
+
+
+def encode_raw(point: Point, raw: int | float | bool | str) -> list[int]:
+    """Encode a raw (unscaled) value to registers in the point's order."""
+    kind = point.type
+    if kind is DataType.BOOL:
+        return [1 if raw else 0]
+    if kind is DataType.BIT:
+        raise CodecError(f"point {point.name!r} is one bit of a register: write the register")
+    if kind is DataType.STRING:
+        assert point.length is not None
+        data = str(raw).encode()
+        if len(data) > 2 * point.length:
+            raise CodecError(f"point {point.name!r} holds {2 * point.length} bytes, got {len(data)}")
+        return to_words(data.ljust(2 * point.length, b"\x00"), point.order)
+    if isinstance(raw, str):
+        raise CodecError(f"point {point.name!r} is numeric, got {raw!r}")
+    if kind not in _FLOATS:
+        if isinstance(raw, float):
+            if not raw.is_integer():
+                raise CodecError(f"point {point.name!r} is an integer type, got {raw}")
+            raw = int(raw)
+    try:
+        data = struct.pack(_FORMATS[kind], raw)
+    except (struct.error, OverflowError) as exc:
+        raise CodecError(f"point {point.name!r} ({kind.value}) cannot hold {raw!r}") from exc
+    return to_words(data, point.order)
+
+
+def encode(point: Point, value: Value) -> list[int]:
+    """Encode a published value (scaled, or an enum label) to registers."""
+    if point.enum is not None and isinstance(value, str):
+        for raw, label in point.enum.items():
+            if label == value:
+                return encode_raw(point, raw)
+        raise CodecError(f"point {point.name!r} has no state {value!r}: {sorted(point.enum.values())}")
+    if isinstance(value, bool) or not point.type.is_numeric:
+        return encode_raw(point, value)
+    if isinstance(value, str):
+        raise CodecError(f"point {point.name!r} is numeric, got {value!r}")
+    raw: float = (value - point.offset) / point.scale
+    if point.type not in _FLOATS:
+        raw = round(raw)
+    return encode_raw(point, raw)

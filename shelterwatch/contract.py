@@ -1,0 +1,258 @@
+"""The MQTT contract, v1: topics and payloads that cross between gateways and the platform.
+
+Everything a gateway and the platform say to each other is defined here, and nothing else
+crosses that line. `docs/contract.md` documents the same thing for third parties; a test keeps
+the two in step.
+
+Topics (``{p}`` is the prefix, ``shelterwatch/v1`` by default):
+
+    {p}/gw/{gw}/state               gateway birth/death, retained, also the MQTT will
+    {p}/gw/{gw}/dev/{dev}/data      readings, by exception plus periodic full snapshots
+    {p}/gw/{gw}/dev/{dev}/state     device online/offline, retained
+    {p}/gw/{gw}/cmd                 command to a gateway
+    {p}/gw/{gw}/cmd/ack             command outcome
+    {p}/alert/{site}/{rule}/{dev}   alert raised/cleared, retained while active
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from shelterwatch.errors import ContractError
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "DEFAULT_PREFIX",
+    "SLUG_PATTERN",
+    "Alert",
+    "CommandAck",
+    "CommandRequest",
+    "CommandState",
+    "DeviceData",
+    "DeviceState",
+    "GatewayState",
+    "PointInfo",
+    "Quality",
+    "Topic",
+    "TopicKind",
+    "Value",
+    "alert_topic",
+    "cmd_ack_topic",
+    "cmd_topic",
+    "data_topic",
+    "device_state_topic",
+    "gateway_state_topic",
+    "is_slug",
+    "parse_topic",
+    "subscriptions",
+]
+
+CONTRACT_VERSION = 1
+DEFAULT_PREFIX = "shelterwatch/v1"
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_SLUG = re.compile(SLUG_PATTERN)
+
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+EpochMs = Annotated[int, Field(ge=0)]
+# Strict types keep JSON's true/1/1.0/"1" apart: a bool never becomes 1, a number never a string.
+Value = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
+def is_slug(text: str) -> bool:
+    return bool(_SLUG.match(text))
+
+
+def _check_slug(name: str, text: str) -> str:
+    if not _SLUG.match(text):
+        raise ContractError(f"{name} {text!r} is not a slug ([a-z0-9][a-z0-9_-]{{0,63}})")
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Topics
+
+
+class TopicKind(StrEnum):
+    GATEWAY_STATE = "gateway_state"
+    DEVICE_DATA = "device_data"
+    DEVICE_STATE = "device_state"
+    COMMAND = "command"
+    COMMAND_ACK = "command_ack"
+    ALERT = "alert"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed contract topic. Fields that the kind does not use are empty strings."""
+
+    kind: TopicKind
+    gateway: str = ""
+    device: str = ""
+    site: str = ""
+    rule: str = ""
+
+
+def gateway_state_topic(gateway: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/gw/{_check_slug('gateway', gateway)}/state"
+
+
+def data_topic(gateway: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/gw/{_check_slug('gateway', gateway)}/dev/{_check_slug('device', device)}/data"
+
+
+def device_state_topic(gateway: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
+    gw, dev = _check_slug("gateway", gateway), _check_slug("device", device)
+    return f"{prefix}/gw/{gw}/dev/{dev}/state"
+
+
+def cmd_topic(gateway: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/gw/{_check_slug('gateway', gateway)}/cmd"
+
+
+def cmd_ack_topic(gateway: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/gw/{_check_slug('gateway', gateway)}/cmd/ack"
+
+
+def alert_topic(site: str, rule: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
+    s, r, d = _check_slug("site", site), _check_slug("rule", rule), _check_slug("device", device)
+    return f"{prefix}/alert/{s}/{r}/{d}"
+
+
+def subscriptions(prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """The filters a collector subscribes to: all telemetry and state, nothing else."""
+    return [f"{prefix}/gw/+/state", f"{prefix}/gw/+/dev/+/data", f"{prefix}/gw/+/dev/+/state"]
+
+
+def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> Topic:
+    """Parse a contract topic, or raise ContractError naming what is wrong with it."""
+    if not topic.startswith(prefix + "/"):
+        raise ContractError(f"topic {topic!r} is outside the prefix {prefix!r}")
+    parts = topic[len(prefix) + 1 :].split("/")
+    match parts:
+        case ["gw", gw, "state"]:
+            return Topic(TopicKind.GATEWAY_STATE, gateway=_check_slug("gateway", gw))
+        case ["gw", gw, "dev", dev, "data"]:
+            return Topic(
+                TopicKind.DEVICE_DATA,
+                gateway=_check_slug("gateway", gw),
+                device=_check_slug("device", dev),
+            )
+        case ["gw", gw, "dev", dev, "state"]:
+            return Topic(
+                TopicKind.DEVICE_STATE,
+                gateway=_check_slug("gateway", gw),
+                device=_check_slug("device", dev),
+            )
+        case ["gw", gw, "cmd"]:
+            return Topic(TopicKind.COMMAND, gateway=_check_slug("gateway", gw))
+        case ["gw", gw, "cmd", "ack"]:
+            return Topic(TopicKind.COMMAND_ACK, gateway=_check_slug("gateway", gw))
+        case ["alert", site, rule, dev]:
+            return Topic(
+                TopicKind.ALERT,
+                site=_check_slug("site", site),
+                rule=_check_slug("rule", rule),
+                device=_check_slug("device", dev),
+            )
+    raise ContractError(f"topic {topic!r} is not part of contract v{CONTRACT_VERSION}")
+
+
+# --------------------------------------------------------------------------------------------
+# Payloads
+
+
+class _Payload(BaseModel):
+    # Unknown keys are ignored so that a newer gateway can add fields without breaking v1 readers.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class Quality(StrEnum):
+    BAD = "bad"  # the device did not answer or the value could not be decoded
+    STALE = "stale"  # the last good value is older than the device's poll interval allows
+
+
+class PointInfo(_Payload):
+    """What a consumer needs to know about a point to store and show it."""
+
+    unit: str = ""
+    kind: Literal["number", "bool", "string"] = "number"
+
+
+class GatewayState(_Payload):
+    """Birth and death of a gateway. Published retained; the offline form is the MQTT will."""
+
+    online: bool
+    ts: EpochMs
+    site: Slug
+    version: str = ""
+    devices: list[Slug] = Field(default_factory=list)
+
+
+class DeviceData(_Payload):
+    """Readings of one device. ``full`` marks a complete snapshot; otherwise only changes.
+
+    ``seq`` counts every data message of one gateway (not per device), so the collector can
+    see gaps. ``quality`` lists only points that are not good; a bad point has no value.
+    """
+
+    ts: EpochMs
+    seq: Annotated[int, Field(ge=0)]
+    values: dict[str, Value] = Field(default_factory=dict)
+    quality: dict[str, Quality] = Field(default_factory=dict)
+    full: bool = False
+
+
+class DeviceState(_Payload):
+    """Online/offline state of a device, retained, with what its points mean."""
+
+    online: bool
+    ts: EpochMs
+    kind: str = ""
+    profile: str = ""
+    error: str | None = None
+    points: dict[str, PointInfo] = Field(default_factory=dict)
+
+
+class CommandState(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class CommandRequest(_Payload):
+    """A command to a gateway. ``sig`` authenticates it (see the control service)."""
+
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+    device: Slug
+    action: Annotated[str, Field(min_length=1, max_length=64)]
+    params: dict[str, Value] = Field(default_factory=dict)
+    ts: EpochMs
+    expires: EpochMs
+    actor: str
+    sig: str = ""
+
+
+class CommandAck(_Payload):
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+    state: CommandState
+    detail: str = ""
+    ts: EpochMs
+
+
+class Alert(_Payload):
+    active: bool
+    ts: EpochMs
+    severity: Literal["info", "warning", "critical"] = "warning"
+    message: str = ""
+    value: Value | None = None
