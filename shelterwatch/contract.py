@@ -201,13 +201,22 @@ class DeviceData(_Payload):
 
     ``seq`` counts every data message of one gateway (not per device), so the collector can
     see gaps. ``quality`` lists only points that are not good; a bad point has no value.
+
+    ``site`` and ``kind`` repeat what the retained state messages say, so that each data
+    message can be stored on its own: by a collector that restarted with messages queued in
+    its session (the broker does not resend retained state then), or by a member of a shared
+    subscription, which never receives retained messages.
     """
 
     ts: EpochMs
     seq: Annotated[int, Field(ge=0)]
+    site: Slug | None = None
+    kind: Slug | None = None
     values: dict[str, Value] = Field(default_factory=dict)
     quality: dict[str, Quality] = Field(default_factory=dict)
     full: bool = False
+    # Set on messages replayed from a gateway's outbox after an uplink outage.
+    historical: bool = False
 
 
 class DeviceState(_Payload):
