@@ -98,15 +98,16 @@ def encode_raw(point: Point, raw: int | float | bool | str) -> list[int]:
         assert point.length is not None
         data = str(raw).encode()
         if len(data) > 2 * point.length:
-            raise CodecError(f"point {point.name!r} holds {2 * point.length} bytes, got {len(data)}")
+            raise CodecError(
+                f"point {point.name!r} holds {2 * point.length} bytes, got {len(data)}"
+            )
         return to_words(data.ljust(2 * point.length, b"\x00"), point.order)
     if isinstance(raw, str):
         raise CodecError(f"point {point.name!r} is numeric, got {raw!r}")
-    if kind not in _FLOATS:
-        if isinstance(raw, float):
-            if not raw.is_integer():
-                raise CodecError(f"point {point.name!r} is an integer type, got {raw}")
-            raw = int(raw)
+    if kind not in _FLOATS and isinstance(raw, float):
+        if not raw.is_integer():
+            raise CodecError(f"point {point.name!r} is an integer type, got {raw}")
+        raw = int(raw)
     try:
         data = struct.pack(_FORMATS[kind], raw)
     except (struct.error, OverflowError) as exc:
@@ -117,15 +118,15 @@ def encode_raw(point: Point, raw: int | float | bool | str) -> list[int]:
 def encode(point: Point, value: Value) -> list[int]:
     """Encode a published value (scaled, or an enum label) to registers."""
     if point.enum is not None and isinstance(value, str):
-        for raw, label in point.enum.items():
+        for code, label in point.enum.items():
             if label == value:
-                return encode_raw(point, raw)
-        raise CodecError(f"point {point.name!r} has no state {value!r}: {sorted(point.enum.values())}")
+                return encode_raw(point, code)
+        raise CodecError(
+            f"point {point.name!r} has no state {value!r}: {sorted(point.enum.values())}"
+        )
     if isinstance(value, bool) or not point.type.is_numeric:
         return encode_raw(point, value)
     if isinstance(value, str):
         raise CodecError(f"point {point.name!r} is numeric, got {value!r}")
-    raw: float = (value - point.offset) / point.scale
-    if point.type not in _FLOATS:
-        raw = round(raw)
-    return encode_raw(point, raw)
+    scaled = (value - point.offset) / point.scale
+    return encode_raw(point, scaled if point.type in _FLOATS else round(scaled))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -75,6 +75,8 @@ class MqttSettings(BaseModel):
     username: str | None = None
     password: str | None = None
     prefix: str = DEFAULT_PREFIX
+    # 5 = MQTT 5 (receive maximum, session expiry, shared subscriptions); 4 = MQTT 3.1.1.
+    protocol: Literal[4, 5] = 5
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     # Upper bound on QoS 1 publishes awaiting PUBACK: paho loses messages past 65,535.
     max_inflight: Annotated[int, Field(ge=1, le=10000)] = 100

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, Self, runtime_checkable
 
-__all__ = ["DeviceStatus", "LatestValue", "Sample", "TimeSeriesStore", "FieldValue"]
+__all__ = ["DeviceStatus", "FieldValue", "LatestValue", "Sample", "TimeSeriesStore"]
 
 FieldValue = bool | int | float | str
 

@@ -1,0 +1,180 @@
+"""One simulated device: a pymodbus TCP server serving a register image kept by the physics.
+
+Why pymodbus's ``SimDevice`` with an ``action`` and not a datablock subclass: in pymodbus 3.16
+``ModbusSequentialDataBlock`` and ``ModbusDeviceContext`` are deprecated shells that are
+converted to ``SimDevice`` blocks when the server starts, and the server never calls a
+datablock's methods again, so overriding them would not see any request. The ``action``
+hook is the documented way to see every request. It runs before pymodbus touches the
+block, which lets it (1) validate a write and feed it to the physics, and (2) copy the
+current image into the block, so that reads always answer what the physics holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType as SimType
+from pymodbus.simulator import SimData
+from pymodbus.simulator import SimDevice as ModbusSimDevice
+
+from firmware_sim.physics import Physics
+from firmware_sim.registers import NotWritable, RegisterImage
+from shelterwatch.contract import Value
+from shelterwatch.errors import CodecError
+from shelterwatch.profiles.model import Profile, RegisterKind
+
+__all__ = ["SimDevice"]
+
+log = logging.getLogger(__name__)
+
+_TABLE_BY_FUNCTION: dict[int, RegisterKind] = {
+    1: RegisterKind.COIL,
+    5: RegisterKind.COIL,
+    15: RegisterKind.COIL,
+    2: RegisterKind.DISCRETE,
+    3: RegisterKind.HOLDING,
+    6: RegisterKind.HOLDING,
+    16: RegisterKind.HOLDING,
+    22: RegisterKind.HOLDING,
+    23: RegisterKind.HOLDING,
+    4: RegisterKind.INPUT,
+}
+
+
+def _pack_bits(bits: list[int]) -> list[int]:
+    """0/1 entries to 16-bit words, bit 0 first: how pymodbus stores coil blocks."""
+    words = [0] * ((len(bits) + 15) // 16)
+    for i, bit in enumerate(bits):
+        if bit:
+            words[i // 16] |= 1 << (i % 16)
+    return words
+
+
+class SimDevice:
+    """A simulated Modbus TCP device at ``host:port``, unit ``unit_id``."""
+
+    def __init__(
+        self,
+        site: str,
+        device_id: str,
+        profile: Profile,
+        physics: Physics,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        unit_id: int = 1,
+    ) -> None:
+        self.site = site
+        self.device_id = device_id
+        self.profile = profile
+        self.physics = physics
+        self.host = host
+        self.port = port  # 0 until the first start picks a free port
+        self.unit_id = unit_id
+        self.image = RegisterImage(profile)
+        self._server: ModbusTcpServer | None = None
+        self.refresh()
+
+    def __repr__(self) -> str:
+        return (
+            f"SimDevice({self.site}/{self.device_id} {self.profile.name} {self.host}:{self.port})"
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def refresh(self) -> None:
+        """Re-encode the registers from the physics' current values."""
+        self.image.render(self.physics.values(self.profile.kind))
+
+    def value(self, point: str) -> Value:
+        """The point's value as a client decodes it from the registers now."""
+        return self.image.decode(point)
+
+    def _blocks(self) -> tuple[list[SimData], list[SimData], list[SimData], list[SimData]]:
+        def bits(table: RegisterKind) -> list[SimData]:
+            return [SimData(0, count=self.image.size(table), values=False, datatype=SimType.BITS)]
+
+        def words(table: RegisterKind) -> list[SimData]:
+            size = self.image.size(table)
+            return [SimData(0, count=size, values=0, datatype=SimType.REGISTERS)]
+
+        return (
+            bits(RegisterKind.COIL),
+            bits(RegisterKind.DISCRETE),
+            words(RegisterKind.HOLDING),
+            words(RegisterKind.INPUT),
+        )
+
+    async def start(self) -> None:
+        """Listen on ``host:port`` (a free port the first time if port is 0)."""
+        if self._server is not None:
+            return
+        device = ModbusSimDevice(self.unit_id, simdata=self._blocks(), action=self._action)
+        server = ModbusTcpServer(device, address=(self.host, self.port))
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:
+            raise OSError(f"{self!r}: cannot listen on {self.host}:{self.port}") from exc
+        listener = server.transport
+        if self.port == 0 and isinstance(listener, asyncio.Server):
+            self.port = int(listener.sockets[0].getsockname()[1])
+        self._server = server
+
+    async def stop(self) -> None:
+        """Close the listening socket and drop every client connection."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        listener = server.transport
+        # close(), not shutdown(): the same thing without resolving the serve_forever future,
+        # which nobody awaits in background mode.
+        server.close()
+        if isinstance(listener, asyncio.Server):
+            await listener.wait_closed()
+
+    async def _action(
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        table = _TABLE_BY_FUNCTION.get(function_code)
+        if table is None:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if values is not None:
+            error = self._write(table, address, [int(v) for v in values])
+            if error is not None:
+                return error
+        current = self.image.tables[table]
+        packed = _pack_bits(current) if table.is_bit else current
+        # Every block starts at address 0, so the block's registers line up with the image.
+        registers[: len(packed)] = packed
+        return None
+
+    def _write(self, table: RegisterKind, address: int, raw: list[int]) -> ExcCodes | None:
+        try:
+            writes = self.image.decode_write(table, address, raw)
+        except NotWritable as exc:
+            log.info("%r: refused write: %s", self, exc)
+            return ExcCodes.ILLEGAL_ADDRESS
+        except CodecError as exc:
+            log.info("%r: refused write to %s %d: %s", self, table.value, address, exc)
+            return ExcCodes.ILLEGAL_VALUE
+        try:
+            # The physics takes the write before the next refresh, so a tick never loses it.
+            self.physics.apply_writes(self.profile.kind, writes)
+        except ValueError as exc:
+            log.info("%r: refused write to %s %d: %s", self, table.value, address, exc)
+            return ExcCodes.ILLEGAL_VALUE
+        finally:
+            # Also after a refusal: part of a multi-point write may have been taken.
+            self.refresh()
+        return None

@@ -1,0 +1,197 @@
+"""A fleet of simulated shelters and siren posts, one Modbus TCP server per device."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from types import TracebackType
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from firmware_sim.device import SimDevice
+from firmware_sim.physics import Physics, ShelterPhysics, SirenPhysics
+from shelterwatch.contract import Value
+from shelterwatch.profiles import load_profile
+
+__all__ = ["SHELTER_DEVICES", "Fleet", "FleetSpec", "run_fleet"]
+
+log = logging.getLogger(__name__)
+
+# Device id -> profile, per shelter.
+SHELTER_DEVICES: dict[str, str] = {
+    "door": "blast_door",
+    "vent": "ventilation",
+    "water": "water",
+    "env": "environment",
+    "power": "power",
+}
+# A stalled event loop must not make the physics jump: cap one tick's simulated time.
+_MAX_TICK_FACTOR = 5.0
+
+
+class FleetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    shelters: Annotated[int, Field(ge=0, le=99)] = 3
+    sirens: Annotated[int, Field(ge=0, le=99)] = 4
+    host: str = "127.0.0.1"
+    # 0: every device gets a free port; otherwise devices take base_port, base_port + 1, ...
+    base_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    tick_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    seed: int = 0
+
+
+class Fleet:
+    """``async with Fleet(spec) as fleet:`` runs every device server and the physics."""
+
+    def __init__(self, spec: FleetSpec | None = None) -> None:
+        self.spec = spec = spec or FleetSpec()
+        self.shelters: dict[str, ShelterPhysics] = {}
+        self.sirens: dict[str, SirenPhysics] = {}
+        self.devices: list[SimDevice] = []
+        port = spec.base_port
+        for i in range(1, spec.shelters + 1):
+            site = f"shelter-{i:02d}"
+            shelter = self.shelters[site] = ShelterPhysics(seed=spec.seed * 1000 + i)
+            for device_id, profile in SHELTER_DEVICES.items():
+                self.devices.append(self._device(site, device_id, profile, shelter, port))
+                port += 1 if port else 0
+        for i in range(1, spec.sirens + 1):
+            site = f"siren-{i:02d}"
+            siren = self.sirens[site] = SirenPhysics(seed=spec.seed * 1000 + 500 + i)
+            self.devices.append(self._device(site, "siren", "siren", siren, port))
+            port += 1 if port else 0
+        if port > 65536:
+            raise ValueError(f"base_port {spec.base_port} leaves too few ports for the fleet")
+        self._by_key = {(d.site, d.device_id): d for d in self.devices}
+        self._paused = False
+        self._task: asyncio.Task[None] | None = None
+
+    def _device(
+        self, site: str, device_id: str, profile: str, physics: Physics, port: int
+    ) -> SimDevice:
+        return SimDevice(
+            site, device_id, load_profile(profile), physics, host=self.spec.host, port=port
+        )
+
+    async def __aenter__(self) -> Self:
+        try:
+            for device in self.devices:
+                await device.start()
+        except BaseException:
+            await self._stop_all()
+            raise
+        self._task = asyncio.create_task(self._run_physics(), name="firmware_sim physics")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._stop_all()
+
+    async def _stop_all(self) -> None:
+        for device in self.devices:
+            await device.stop()
+
+    async def _run_physics(self) -> None:
+        tick = self.spec.tick_s
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            elapsed, last = min(now - last, tick * _MAX_TICK_FACTOR), now
+            if not self._paused:
+                self.step(elapsed)
+
+    def step(self, dt_s: float) -> None:
+        """Advance every site's physics by dt_s and refresh all registers (works while paused)."""
+        sites: list[Physics] = [*self.shelters.values(), *self.sirens.values()]
+        for physics in sites:
+            physics.step(dt_s)
+        for device in self.devices:
+            device.refresh()
+
+    def pause(self) -> None:
+        """Freeze the physics; client writes still go through."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def sites(self) -> list[str]:
+        return [*self.shelters, *self.sirens]
+
+    def device(self, site: str, device_id: str) -> SimDevice:
+        try:
+            return self._by_key[(site, device_id)]
+        except KeyError:
+            raise KeyError(f"no simulated device {site}/{device_id}") from None
+
+    def value(self, site: str, device_id: str, point: str) -> Value:
+        """The value a Modbus client decodes from the device's registers right now."""
+        return self.device(site, device_id).value(point)
+
+    async def stop_device(self, site: str, device_id: str) -> None:
+        await self.device(site, device_id).stop()
+
+    async def start_device(self, site: str, device_id: str) -> None:
+        await self.device(site, device_id).start()
+
+    def gateway_config(
+        self, broker_host: str, broker_port: int, prefix: str
+    ) -> list[dict[str, Any]]:
+        """One gateway config per site, pointing at this fleet's devices."""
+        configs: list[dict[str, Any]] = []
+        for site in self.sites:
+            devices = [
+                {
+                    "id": d.device_id,
+                    "profile": d.profile.name,
+                    "host": d.host,
+                    "port": d.port,
+                    "unit_id": d.unit_id,
+                }
+                for d in self.devices
+                if d.site == site
+            ]
+            configs.append(
+                {
+                    "gateway_id": f"gw-{site}",
+                    "site": site,
+                    "mqtt": {"host": broker_host, "port": broker_port, "prefix": prefix},
+                    "devices": devices,
+                }
+            )
+        return configs
+
+
+async def run_fleet(spec: FleetSpec, stop_event: asyncio.Event) -> None:
+    """Run a fleet until stop_event is set (the CLI's ``sim`` command)."""
+    async with Fleet(spec) as fleet:
+        for device in fleet.devices:
+            log.info(
+                "simulated %s/%s (%s) listening on %s:%d unit %d",
+                device.site,
+                device.device_id,
+                device.profile.name,
+                device.host,
+                device.port,
+                device.unit_id,
+            )
+        await stop_event.wait()

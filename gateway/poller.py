@@ -1,0 +1,146 @@
+"""One device's poll loop: read its blocks, decode its points, report what changed.
+
+The next poll is scheduled after the current one finishes, so polls never overlap. A device
+that stops answering is reported offline once, with every point's quality bad, and is polled
+on; the hub reconnects with backoff. Nothing a device does can stop the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.hub import ModbusHub
+from gateway.planner import ReadBlock, plan_reads
+from gateway.report import ReportFilter
+from gateway.settings import DeviceConfig
+from shelterwatch import codec
+from shelterwatch.contract import Quality, Value
+from shelterwatch.errors import CodecError, TransportError
+from shelterwatch.profiles import Point, Profile
+
+__all__ = ["DeviceEvent", "DevicePoller", "now_ms"]
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    """What a poll produced: data to publish, and/or a change of the device's online state."""
+
+    device: str
+    ts: int
+    values: dict[str, Value]
+    quality: dict[str, Quality]
+    full: bool
+    online: bool
+    online_changed: bool
+    error: str | None = None
+
+
+class DevicePoller:
+    def __init__(
+        self,
+        config: DeviceConfig,
+        profile: Profile,
+        hub: ModbusHub,
+        emit: Callable[[DeviceEvent], None],
+        *,
+        snapshot_interval_s: float,
+    ) -> None:
+        self.config = config
+        self.profile = profile
+        self._hub = hub
+        self._emit = emit
+        self._interval = config.interval_s or profile.interval_s
+        self._snapshot_interval = snapshot_interval_s
+        self._blocks: list[ReadBlock] = plan_reads(
+            profile.points, max_registers=config.max_registers, gap_fill=config.gap_fill
+        )
+        self._filter = ReportFilter({p.name: p.deadband for p in profile.points})
+        self._online: bool | None = None
+        self._last_full = -float("inf")
+        self.polls = 0
+        self.failures = 0
+
+    @property
+    def requests_per_poll(self) -> int:
+        return len(self._blocks)
+
+    @property
+    def online(self) -> bool | None:
+        return self._online
+
+    def request_snapshot(self) -> None:
+        """Make the next good poll publish every point (after an uplink reconnect)."""
+        self._last_full = -float("inf")
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await self.poll_once()
+            await asyncio.sleep(max(0.0, started + self._interval - loop.time()))
+
+    async def poll_once(self) -> None:
+        self.polls += 1
+        ts = now_ms()
+        try:
+            values, quality = await self._read_all()
+        except TransportError as exc:
+            self.failures += 1
+            self._went_offline(ts, str(exc))
+            return
+        came_back = self._online is not True
+        if came_back and self._online is False:
+            log.info("device %s (%s) answers again", self.config.id, self._hub.name)
+        self._online = True
+        full = came_back or time.monotonic() - self._last_full >= self._snapshot_interval
+        if full:
+            self._last_full = time.monotonic()
+            self._filter.snapshot(values, quality)
+            self._emit(DeviceEvent(self.config.id, ts, values, quality, True, True, came_back))
+            return
+        changed, bad = self._filter.changes(values, quality)
+        if changed or bad:
+            self._emit(DeviceEvent(self.config.id, ts, changed, bad, False, True, False))
+
+    async def _read_all(self) -> tuple[dict[str, Value], dict[str, Quality]]:
+        values: dict[str, Value] = {}
+        quality: dict[str, Quality] = {}
+        for block in self._blocks:
+            raw = await self._hub.read(block.table, block.address, block.count, self.config.unit_id)
+            for point, offset in block.points:
+                try:
+                    values[point.name] = _decode(point, raw, offset)
+                except CodecError as exc:
+                    quality[point.name] = Quality.BAD
+                    log.debug("device %s point %s: %s", self.config.id, point.name, exc)
+        return values, quality
+
+    def _went_offline(self, ts: int, error: str) -> None:
+        if self._online is False:
+            log.debug("device %s still not answering: %s", self.config.id, error)
+            return
+        log.warning(
+            "device %s (%s) stopped answering: %s; its points are marked bad and polling goes on",
+            self.config.id,
+            self._hub.name,
+            error,
+        )
+        self._online = False
+        bad = {p.name: Quality.BAD for p in self.profile.points}
+        self._filter.snapshot({}, bad)
+        self._emit(DeviceEvent(self.config.id, ts, {}, bad, False, False, True, error))
+
+
+def _decode(point: Point, raw: list[int] | list[bool], offset: int) -> Value:
+    words = [int(w) for w in raw[offset : offset + point.words]]
+    return codec.decode(point, words)

@@ -1,0 +1,174 @@
+"""``shelterwatch demo``: the whole platform in one process, with nothing to install.
+
+Embedded MQTT broker (amqtt) → simulated fleet (pymodbus servers) → one gateway per site →
+collector into SQLite → control service over HTTP. Ctrl-C stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import secrets
+import signal
+import socket
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import uvicorn
+from pydantic import SecretStr
+
+from shelterwatch.config import MqttSettings
+from shelterwatch.errors import ConfigError
+from shelterwatch.store.factory import open_store
+
+__all__ = ["DemoOptions", "run_demo"]
+
+log = logging.getLogger("shelterwatch.demo")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    mqtt_port: int
+    http_port: int
+    data_dir: Path
+    shelters: int
+    sirens: int
+    broker: str | None = None
+
+
+class _Server(uvicorn.Server):
+    # The demo owns Ctrl-C; uvicorn must not take the signal handlers over.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _check_port_free(port: int, what: str, flag: str) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} for the {what} is in use; pass {flag} with a free port"
+                ) from exc
+            raise
+
+
+def _broker_settings(url: str) -> tuple[str, int]:
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        raise ConfigError(f"--broker {url!r}: expected mqtt://host:port")
+    return parts.hostname, parts.port or 1883
+
+
+async def run_demo(opts: DemoOptions) -> None:
+    from collector import Collector, CollectorSettings
+    from control import ControlSettings, create_app
+    from firmware_sim import Fleet, FleetSpec
+    from gateway import Gateway, GatewaySettings
+    from shelterwatch.cli.broker import EmbeddedBroker
+    from shelterwatch.cli.services import gateway_yaml
+
+    _check_port_free(opts.http_port, "control service", "--http-port")
+    if opts.broker:
+        host, port = _broker_settings(opts.broker)
+        protocol: Literal[4, 5] = 5
+    else:
+        host, port = "127.0.0.1", opts.mqtt_port
+        _check_port_free(port, "embedded MQTT broker", "--mqtt-port")
+        protocol = 4  # amqtt speaks MQTT 3.1.1 only
+    mqtt = MqttSettings(host=host, port=port, protocol=protocol)
+    opts.data_dir.mkdir(parents=True, exist_ok=True)
+    store_url = f"sqlite:///{(opts.data_dir / 'shelterwatch.db').resolve()}"
+    token = secrets.token_urlsafe(24)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with contextlib.AsyncExitStack() as stack:
+        if not opts.broker:
+            await stack.enter_async_context(EmbeddedBroker(host, port))
+        fleet = await stack.enter_async_context(
+            Fleet(FleetSpec(shelters=opts.shelters, sirens=opts.sirens, base_port=0))
+        )
+        store = await stack.enter_async_context(open_store(store_url))
+        gateways = [
+            Gateway(
+                GatewaySettings.model_validate(
+                    gateway_yaml(site, mqtt) | {"snapshot_interval_s": 30.0}
+                )
+            )
+            for site in fleet.gateway_config(host, port, mqtt.prefix)
+        ]
+        collector = Collector(
+            CollectorSettings(
+                mqtt=mqtt, client_id="shelterwatch-demo-collector", store_url=store_url
+            ),
+            store,
+        )
+        control = ControlSettings(
+            mode="development", port=opts.http_port, store_url=store_url, api_token=SecretStr(token)
+        )
+        server = _Server(
+            uvicorn.Config(
+                create_app(control),
+                host="127.0.0.1",
+                port=opts.http_port,
+                log_config=None,
+                lifespan="on",
+            )
+        )
+
+        async def stopper() -> None:
+            await stop.wait()
+            server.should_exit = True
+            raise _Stop
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(collector.run(), name="collector")
+                for gw in gateways:
+                    tg.create_task(gw.run(), name=f"gateway-{gw.settings.gateway_id}")
+                tg.create_task(server.serve(), name="control")
+                tg.create_task(stopper(), name="stopper")
+                _print_banner(opts, mqtt, len(fleet.devices), len(gateways), store_url, token)
+        except* _Stop:
+            log.info("stopping the demo")
+    log.info("demo stopped")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _print_banner(
+    opts: DemoOptions, mqtt: MqttSettings, devices: int, gateways: int, store_url: str, token: str
+) -> None:
+    api = f"http://127.0.0.1:{opts.http_port}"
+    broker = opts.broker or f"embedded amqtt on mqtt://{mqtt.host}:{mqtt.port}"
+    print(
+        f"""
+Shelterwatch demo is running
+  MQTT broker      {broker}
+  simulated fleet  {opts.shelters} shelters, {opts.sirens} siren posts: {devices} Modbus devices
+  gateways         {gateways}, one per site, publishing {mqtt.prefix}/...
+  collector        {store_url}
+  control service  {api}   (API token: {token})
+
+Try:
+  mosquitto_sub -h {mqtt.host} -p {mqtt.port} -t '{mqtt.prefix}/#' -v
+  curl {api}/api/v1/health
+  curl -H 'Authorization: Bearer {token}' {api}/api/v1/sites/shelter-01/latest
+
+Ctrl-C stops everything.
+""",
+        flush=True,
+    )

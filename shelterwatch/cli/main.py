@@ -1,0 +1,101 @@
+"""The ``shelterwatch`` command: the demo, and each service on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shelterwatch.errors import ConfigError, ShelterwatchError
+from shelterwatch.logs import setup_logging
+
+app = typer.Typer(
+    help="Shelterwatch: monitoring and control for civil air-defence shelters and sirens.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file; SHELTERWATCH_* variables override"),
+]
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        pass
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    except ShelterwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@app.command()
+def demo(
+    mqtt_port: Annotated[int, typer.Option(help="port of the embedded MQTT broker")] = 1884,
+    http_port: Annotated[int, typer.Option(help="port of the control service")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="where the demo keeps its data")] = Path(
+        "data/demo"
+    ),
+    shelters: Annotated[int, typer.Option(min=0, max=200)] = 3,
+    sirens: Annotated[int, typer.Option(min=0, max=200)] = 4,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="use this broker (mqtt://host:port) instead of the embedded one"),
+    ] = None,
+) -> None:
+    """Run the whole platform on this machine: broker, simulated fleet, gateways, collector and
+    control service, on embedded defaults."""
+    from shelterwatch.cli.demo import DemoOptions, run_demo
+
+    setup_logging()
+    opts = DemoOptions(mqtt_port, http_port, data_dir, shelters, sirens, broker)
+    _run(run_demo(opts))
+
+
+@app.command()
+def sim(config: ConfigOption = None) -> None:
+    """Run a simulated fleet of shelter and siren devices (Modbus TCP servers)."""
+    from shelterwatch.cli.services import run_sim
+
+    setup_logging()
+    _run(run_sim(config))
+
+
+@app.command()
+def gateway(config: ConfigOption = None) -> None:
+    """Run a gateway: poll Modbus devices, publish the MQTT contract."""
+    from shelterwatch.cli.services import run_gateway
+
+    setup_logging()
+    _run(run_gateway(config))
+
+
+@app.command()
+def collector(config: ConfigOption = None) -> None:
+    """Run a collector: MQTT telemetry into the time-series store."""
+    from shelterwatch.cli.services import run_collector
+
+    setup_logging()
+    _run(run_collector(config))
+
+
+@app.command()
+def control(config: ConfigOption = None) -> None:
+    """Run the control service (HTTP API)."""
+    from shelterwatch.cli.services import run_control
+
+    setup_logging()
+    _run(run_control(config))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,104 @@
+"""Each service on its own, for real deployments: ``shelterwatch sim|gateway|collector|control``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import uvicorn
+import yaml
+from pydantic import Field
+
+from shelterwatch.config import MqttSettings, ServiceSettings, load_settings
+from shelterwatch.store.factory import open_store
+
+__all__ = ["SimSettings", "run_collector", "run_control", "run_gateway", "run_sim"]
+
+log = logging.getLogger(__name__)
+
+
+class SimSettings(ServiceSettings):
+    shelters: Annotated[int, Field(ge=0, le=10_000)] = 3
+    sirens: Annotated[int, Field(ge=0, le=10_000)] = 4
+    host: str = "127.0.0.1"
+    # First Modbus TCP port; devices take consecutive ports. 0 picks free ports.
+    base_port: Annotated[int, Field(ge=0, le=65535)] = 15020
+    tick_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    seed: int = 1
+    # Where to write one gateway settings file per site, for `shelterwatch gateway`.
+    gateway_config_dir: Path | None = None
+    mqtt: MqttSettings = MqttSettings()
+
+
+async def run_sim(config: Path | None) -> None:
+    from firmware_sim import Fleet, FleetSpec
+
+    settings = load_settings(SimSettings, config)
+    spec = FleetSpec(
+        shelters=settings.shelters,
+        sirens=settings.sirens,
+        host=settings.host,
+        base_port=settings.base_port,
+        tick_s=settings.tick_s,
+        seed=settings.seed,
+    )
+    async with Fleet(spec) as fleet:
+        log.info("simulating %d devices on %s", len(fleet.devices), settings.host)
+        if settings.gateway_config_dir is not None:
+            out = settings.gateway_config_dir
+            out.mkdir(parents=True, exist_ok=True)
+            m = settings.mqtt
+            for site in fleet.gateway_config(m.host, m.port, m.prefix):
+                path = out / f"{site['gateway_id']}.yaml"
+                path.write_text(yaml.safe_dump(gateway_yaml(site, m)), encoding="utf-8")
+            log.info("wrote gateway settings to %s", out)
+        await asyncio.Event().wait()
+
+
+def gateway_yaml(site: dict[str, object], mqtt: MqttSettings) -> dict[str, object]:
+    """Gateway settings for one simulated site, in the shape GatewaySettings reads."""
+    devices = site["devices"]
+    assert isinstance(devices, list)
+    return {
+        "gateway_id": site["gateway_id"],
+        "site": site["site"],
+        "mqtt": mqtt.model_dump(exclude_none=True),
+        "devices": [
+            {
+                "id": d["id"],
+                "profile": d["profile"],
+                "unit_id": d.get("unit_id", 1),
+                "transport": {"type": "tcp", "host": d["host"], "port": d["port"]},
+            }
+            for d in devices
+        ],
+    }
+
+
+async def run_gateway(config: Path | None) -> None:
+    from gateway import Gateway, GatewaySettings
+
+    settings = load_settings(GatewaySettings, config)
+    await Gateway(settings).run()
+
+
+async def run_collector(config: Path | None) -> None:
+    from collector import Collector, CollectorSettings
+
+    settings = load_settings(CollectorSettings, config)
+    async with open_store(settings.store_url) as store:
+        await Collector(settings, store).run()
+
+
+async def run_control(config: Path | None) -> None:
+    from control import ControlSettings, create_app
+
+    settings = load_settings(ControlSettings, config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host=settings.host, port=settings.port, log_config=None
+        )
+    )
+    await server.serve()
