@@ -112,7 +112,12 @@ class Fleet:
             now = time.monotonic()
             elapsed, last = min(now - last, tick * _MAX_TICK_FACTOR), now
             if not self._paused:
-                self.step(elapsed)
+                try:
+                    self.step(elapsed)
+                except Exception:
+                    # Nobody awaits this task until the fleet exits: say so now, not then.
+                    log.exception("simulator physics failed; registers are frozen")
+                    raise
 
     def step(self, dt_s: float) -> None:
         """Advance every site's physics by dt_s and refresh all registers (works while paused)."""

@@ -382,8 +382,16 @@ class MqttClient:
             self._sock = None
 
     def _on_socket_register_write(self, _c: Any, _u: Any, sock: Any) -> None:
-        self._loop.call_soon_threadsafe(self._loop.add_writer, sock, self._paho.loop_write)
+        self._loop.call_soon_threadsafe(self._set_writer, sock, True)
 
     def _on_socket_unregister_write(self, _c: Any, _u: Any, sock: Any) -> None:
         # Through the loop's queue as well, so it cannot overtake a pending add_writer.
-        self._loop.call_soon_threadsafe(self._loop.remove_writer, sock)
+        self._loop.call_soon_threadsafe(self._set_writer, sock, False)
+
+    def _set_writer(self, sock: socket.socket, on: bool) -> None:
+        if sock.fileno() < 0:
+            return  # closed in the meantime
+        if on:
+            self._loop.add_writer(sock, self._paho.loop_write)
+        else:
+            self._loop.remove_writer(sock)

@@ -69,7 +69,7 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 async def wait_until(
     condition: Callable[[], Awaitable[bool] | bool],
-    timeout: float,  # noqa: ASYNC109 - a deadline for polling, not for one await
+    timeout: float,
     what: str,
     interval: float = 0.05,
 ) -> None:
@@ -98,6 +98,7 @@ class _Server:
         self.log_path = self.dir / f"{self.name}.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._log_start = 0  # where this run's part of the log begins
 
     # Subclasses fill these in.
     def _command(self) -> list[str]:
@@ -105,6 +106,23 @@ class _Server:
 
     def _ready(self) -> bool:
         raise NotImplementedError
+
+    def _ports(self) -> list[int]:
+        raise NotImplementedError
+
+    def _check_ports_free(self) -> None:
+        # Without this, a server that fails to bind would look ready whenever something else
+        # answers on its port (a leftover server, another test run).
+        for port in self._ports():
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError as exc:
+                    raise ServerError(
+                        f"{self.name}: port {port} is already in use ({exc.strerror}); "
+                        "is an earlier server still running?"
+                    ) from exc
 
     @property
     def running(self) -> bool:
@@ -118,6 +136,8 @@ class _Server:
         if self.running:
             return
         self._reap()
+        self._check_ports_free()
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         # Append so that a restart keeps the earlier run's log for post-mortems.
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
         self._proc = subprocess.Popen(
@@ -137,7 +157,7 @@ class _Server:
                     f"{self.name} exited with code {code} during start-up; "
                     f"log {self.log_path}:\n{_tail(self.log_path)}"
                 )
-            if self._ready():
+            if self._ready() and self._proc.poll() is None:
                 return
             if time.monotonic() >= deadline:
                 self.kill()
@@ -188,6 +208,14 @@ class _Server:
     def log_tail(self, lines: int = 30) -> str:
         return _tail(self.log_path, lines)
 
+    def _log_since_start(self) -> bytes:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                return f.read()
+        except OSError:
+            return b""
+
     def __enter__(self) -> _Server:
         self.start()
         return self
@@ -230,7 +258,9 @@ class MosquittoServer(_Server):
             # push bursts must see broker limits only where they ask for them.
             "max_queued_messages 100000\n"
             "max_inflight_messages 100\n"
-            "log_dest stdout\n"
+            # A file log is flushed line by line; stdout into a file is block-buffered and
+            # loses its tail when the broker is killed. Start-up errors still go to stderr.
+            f"log_dest file {self.log_path}\n"
             "log_type error\n"
             "log_type warning\n"
             "log_type notice\n"
@@ -243,7 +273,12 @@ class MosquittoServer(_Server):
     def _command(self) -> list[str]:
         return [self.binary, "-c", str(self.conf_path)]
 
+    def _ports(self) -> list[int]:
+        return [self.port]
+
     def _ready(self) -> bool:
+        if b" running" not in self._log_since_start():
+            return False
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5):
                 return True
@@ -311,6 +346,9 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
     def _command(self) -> list[str]:
         return [self.binary, "run", "-config", str(self.conf_path)]
+
+    def _ports(self) -> list[int]:
+        return [self.port, self.rpc_port]
 
     def _ready(self) -> bool:
         try:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# The unique index serves latest() (site, measurement, device, point, newest ts_ms) and
+# makes writes idempotent.
 # `num` has no declared type on purpose: REAL affinity would turn int64 values above 2**53
 # into rounded floats; without affinity SQLite keeps ints as INTEGER and floats as REAL.
 # vtype: f float, i int, b bool (num 0/1), s string (txt).
@@ -45,8 +47,8 @@ CREATE TABLE IF NOT EXISTS samples (
     num,
     txt TEXT
 );
-CREATE INDEX IF NOT EXISTS samples_latest
-    ON samples (site, measurement, device, point, ts_ms);
+CREATE UNIQUE INDEX IF NOT EXISTS samples_point
+    ON samples (site, measurement, device, point, ts_ms, gateway);
 CREATE TABLE IF NOT EXISTS device_status (
     site TEXT NOT NULL,
     gateway TEXT NOT NULL,
@@ -60,10 +62,15 @@ CREATE TABLE IF NOT EXISTS device_status (
 );
 """
 
-_INSERT_SAMPLE = (
-    "INSERT INTO samples (ts_ms, measurement, site, gateway, device, point, vtype, num, txt) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+# Idempotent like InfluxDB, where a point is identified by measurement, tags and time: a
+# batch written again (an MQTT redelivery after a crash before the ack) overwrites itself
+# instead of adding duplicate rows.
+_INSERT_SAMPLE = """
+INSERT INTO samples (ts_ms, measurement, site, gateway, device, point, vtype, num, txt)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (site, measurement, device, point, ts_ms, gateway) DO UPDATE SET
+    vtype = excluded.vtype, num = excluded.num, txt = excluded.txt
+"""
 
 # An older status arriving late (a retained message replayed after a newer one) must not
 # overwrite the newer one: the same "newest timestamp wins" that InfluxDB's last() gives.
