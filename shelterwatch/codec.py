@@ -91,7 +91,10 @@ def encode_raw(point: Point, raw: int | float | bool | str) -> list[int]:
     """Encode a raw (unscaled) value to registers in the point's order."""
     kind = point.type
     if kind is DataType.BOOL:
-        return [1 if raw else 0]
+        # Only a real boolean (or 0/1) may switch a coil: "false" or 2 must not turn it on.
+        if isinstance(raw, bool) or (isinstance(raw, int) and raw in (0, 1)):
+            return [int(raw)]
+        raise CodecError(f"point {point.name!r} takes true or false, got {raw!r}")
     if kind is DataType.BIT:
         raise CodecError(f"point {point.name!r} is one bit of a register: write the register")
     if kind is DataType.STRING:
@@ -128,5 +131,9 @@ def encode(point: Point, value: Value) -> list[int]:
         return encode_raw(point, value)
     if isinstance(value, str):
         raise CodecError(f"point {point.name!r} is numeric, got {value!r}")
+    if isinstance(value, int) and point.scale == 1.0 and point.offset == 0.0:
+        return encode_raw(point, value)  # exact, also past 2**53
     scaled = (value - point.offset) / point.scale
+    if not math.isfinite(scaled):
+        raise CodecError(f"point {point.name!r} cannot hold {value!r}")
     return encode_raw(point, scaled if point.type in _FLOATS else round(scaled))

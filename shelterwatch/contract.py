@@ -60,15 +60,16 @@ _SLUG = re.compile(SLUG_PATTERN)
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 EpochMs = Annotated[int, Field(ge=0)]
 # Strict types keep JSON's true/1/1.0/"1" apart: a bool never becomes 1, a number never a string.
-Value = StrictBool | StrictInt | StrictFloat | StrictStr
+# NaN and infinity are refused: JSON cannot carry them, and no reading is NaN.
+Value = StrictBool | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictStr
 
 
 def is_slug(text: str) -> bool:
-    return bool(_SLUG.match(text))
+    return bool(_SLUG.fullmatch(text))
 
 
 def _check_slug(name: str, text: str) -> str:
-    if not _SLUG.match(text):
+    if not _SLUG.fullmatch(text):
         raise ContractError(f"{name} {text!r} is not a slug ([a-z0-9][a-z0-9_-]{{0,63}})")
     return text
 

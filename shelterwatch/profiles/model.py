@@ -126,6 +126,10 @@ class Point(BaseModel):
             raise ValueError(
                 f"point {self.name!r}: 'length' is required for type string, and only there"
             )
+        if self.writable and self.type is DataType.BIT:
+            raise ValueError(
+                f"point {self.name!r}: one bit of a register cannot be written on its own"
+            )
         if self.writable and not self.table.writable:
             raise ValueError(f"point {self.name!r}: {self.table.value} registers are read-only")
         if self.scale == 0:
