@@ -3,7 +3,7 @@
     ShelterwatchError
     ├── ConfigError          bad configuration; the message names the file and the key
     ├── ContractError        a topic or payload outside the MQTT contract
-    ├── CodecError           a value that a register type cannot hold, or registers that do not decode
+    ├── CodecError           a value a register type cannot hold, or words that do not decode
     └── TransportError       a link to a device, broker or store failed
         ├── ConnectError     could not connect, or the connection dropped
         ├── DeviceTimeout    a device did not answer in time
