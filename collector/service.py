@@ -36,6 +36,7 @@ class Collector:
         self.ingest = Ingest(settings.mqtt.prefix, max_future_ms=int(settings.max_future_s * 1000))
         self.rejected = 0  # samples the store refused as invalid (counted, logged, acknowledged)
         self.batches = 0
+        self.acked = 0  # messages acknowledged to the broker, each one durable first
         self.subscribed = asyncio.Event()
 
     @property
@@ -71,6 +72,7 @@ class Collector:
                         await self._store_batch(batch)
                         for message in batch:
                             mqtt.ack(message)
+                        self.acked += len(batch)
             except ConnectError as exc:
                 self.subscribed.clear()
                 if not down:

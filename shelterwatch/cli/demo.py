@@ -103,7 +103,7 @@ async def run_demo(opts: DemoOptions) -> None:
         gateways = [
             Gateway(
                 GatewaySettings.model_validate(
-                    gateway_yaml(site, mqtt) | {"snapshot_interval_s": 30.0}
+                    gateway_yaml(site, mqtt) | {"snapshot_interval_s": 15.0}
                 )
             )
             for site in fleet.gateway_config(host, port, mqtt.prefix)
