@@ -5,7 +5,7 @@ after the store has made it durable, so that a crash in between makes the broker
 again. paho-mqtt 2.x has ``manual_ack``; aiomqtt does not expose it yet (its issue 345). This
 module follows aiomqtt's design otherwise: no paho thread, paho's socket is driven from the
 event loop with ``add_reader``/``add_writer``, and callbacks only resolve futures or put to a
-queue. See docs/mqtt-client.md.
+queue. See docs/design.md.
 
 One ``MqttClient`` is one connection. Reconnecting is the caller's loop, with backoff
 (``shelterwatch.backoff``), because what to do after a reconnect differs per service.
