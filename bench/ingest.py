@@ -34,15 +34,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from servers import InfluxServer, MosquittoServer  # noqa: E402
+from servers import InfluxServer, MosquittoServer
 
-from collector import Collector, CollectorSettings  # noqa: E402
-from shelterwatch.config import MqttSettings  # noqa: E402
-from shelterwatch.contract import DeviceData, data_topic  # noqa: E402
-from shelterwatch.mqtt_client import MqttClient  # noqa: E402
-from shelterwatch.store import Sample  # noqa: E402
-from shelterwatch.store.influx import InfluxStore  # noqa: E402
-from shelterwatch.store.lineprotocol import format_samples  # noqa: E402
+from collector import Collector, CollectorSettings
+from shelterwatch.config import MqttSettings
+from shelterwatch.contract import DeviceData, data_topic
+from shelterwatch.mqtt_client import MqttClient
+from shelterwatch.store import Sample
+from shelterwatch.store.influx import InfluxStore
+from shelterwatch.store.lineprotocol import format_samples
 
 T0 = 1_700_000_000_000
 DEVICES = 50
@@ -53,7 +53,10 @@ def make_messages(count: int, points: int) -> list[tuple[str, bytes]]:
     for i in range(count):
         device = f"dev-{i % DEVICES:03d}"
         data = DeviceData(
-            ts=T0 + i // DEVICES, seq=i, site="bench", kind="bench",
+            ts=T0 + i // DEVICES,
+            seq=i,
+            site="bench",
+            kind="bench",
             values={f"p{j:02d}": round(20.0 + j + (i % 97) * 0.01, 3) for j in range(points)},
         )
         out.append((data_topic("gw-bench", device), data.to_json()))
@@ -137,7 +140,9 @@ def bare_writer(url: str, count: int, points: int) -> float:
         http.post("/query", params={"q": f'CREATE DATABASE "{db}"'}).raise_for_status()
         start = time.perf_counter()
         for body in bodies:
-            http.post("/write", params={"db": db, "precision": "ms"}, content=body).raise_for_status()
+            http.post(
+                "/write", params={"db": db, "precision": "ms"}, content=body
+            ).raise_for_status()
         elapsed = time.perf_counter() - start
         http.post("/query", params={"q": f'DROP DATABASE "{db}"'})
     return count * points / elapsed
@@ -147,8 +152,11 @@ async def end_to_end(mqtt_port: int, influx_url: str, count: int, points: int) -
     db = f"e2e_{uuid.uuid4().hex[:8]}"
     mqtt = MqttSettings(host="127.0.0.1", port=mqtt_port)
     settings = CollectorSettings(
-        mqtt=mqtt, client_id=f"bench-collector-{uuid.uuid4().hex[:6]}",
-        store_url=f"influxdb://x/{db}", batch_messages=1000, batch_wait_s=0.05,
+        mqtt=mqtt,
+        client_id=f"bench-collector-{uuid.uuid4().hex[:6]}",
+        store_url=f"influxdb://x/{db}",
+        batch_messages=1000,
+        batch_wait_s=0.05,
     )
     async with InfluxStore(influx_url, db) as store:
         collector = Collector(settings, store)
@@ -197,18 +205,22 @@ def main() -> None:
             e2e = asyncio.run(end_to_end(mosquitto.port, influx.url, n, p))
             print(f"  {e2e['points_per_s']:,.0f} points/s", file=sys.stderr)
     limit = min(sub, writer)
-    print(json.dumps({
-        "bench": "ingest",
-        "messages": n,
-        "points_per_message": p,
-        "bare_subscriber_points_per_s": round(sub),
-        "bare_writer_points_per_s": round(writer),
-        "end_to_end_points_per_s": round(e2e["points_per_s"]),
-        "end_to_end_seconds": round(e2e["seconds"], 3),
-        "limit": "subscriber" if sub <= writer else "writer",
-        "ratio": round(e2e["points_per_s"] / limit, 3),
-        "goal": {"ratio": 0.5, "points_per_s": 50_000},
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "ingest",
+                "messages": n,
+                "points_per_message": p,
+                "bare_subscriber_points_per_s": round(sub),
+                "bare_writer_points_per_s": round(writer),
+                "end_to_end_points_per_s": round(e2e["points_per_s"]),
+                "end_to_end_seconds": round(e2e["seconds"], 3),
+                "limit": "subscriber" if sub <= writer else "writer",
+                "ratio": round(e2e["points_per_s"] / limit, 3),
+                "goal": {"ratio": 0.5, "points_per_s": 50_000},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

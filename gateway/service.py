@@ -234,8 +234,13 @@ class Gateway:
                 self.stats.republished += len(self._retry)
                 self._retry = []
                 self._queue.clear()
-                for item in batch:
-                    await self._send(mqtt, item)
+                for i, item in enumerate(batch):
+                    try:
+                        await self._send(mqtt, item)
+                    except BaseException:
+                        # Whatever was not handed to the broker goes out first next time.
+                        self._retry.extend(batch[i:])
+                        raise
                 if not self._queue and not self._dirty_states:
                     self._wakeup.clear()
                     waiters = [
@@ -258,7 +263,6 @@ class Gateway:
             fut = mqtt.start_publish(item.topic, item.payload, qos=1)
         except ConnectError:
             mqtt.inflight.release()
-            self._retry.append(item)
             raise
 
         def done(f: asyncio.Future[None]) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shelterwatch.config import MqttSettings, ServiceSettings
 from shelterwatch.contract import SLUG_PATTERN
+from shelterwatch.errors import ConfigError
+from shelterwatch.profiles import load_profile
 
 __all__ = ["DeviceConfig", "GatewaySettings", "TcpTransport"]
 
@@ -38,6 +40,16 @@ class DeviceConfig(BaseModel):
     # block read may bridge.
     max_registers: Annotated[int, Field(ge=1, le=125)] = 125
     gap_fill: Annotated[int, Field(ge=0, le=124)] = 10
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_loads(cls, value: str) -> str:
+        # Load it now, so a bad profile is reported against this key before anything starts.
+        try:
+            load_profile(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
 
 
 class GatewaySettings(ServiceSettings):

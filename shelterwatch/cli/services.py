@@ -45,7 +45,16 @@ async def run_sim(config: Path | None) -> None:
         seed=settings.seed,
     )
     async with Fleet(spec) as fleet:
-        log.info("simulating %d devices on %s", len(fleet.devices), settings.host)
+        for d in fleet.devices:
+            log.info(
+                "simulated %s/%s (%s) on %s:%d unit %d",
+                d.site,
+                d.device_id,
+                d.profile.name,
+                d.host,
+                d.port,
+                d.unit_id,
+            )
         if settings.gateway_config_dir is not None:
             out = settings.gateway_config_dir
             out.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from functools import cache
 from pathlib import Path
 
 from shelterwatch.config import load_yaml_model
+from shelterwatch.errors import ConfigError
 from shelterwatch.profiles.model import DataType, Order, Point, Profile, RegisterKind
 
 __all__ = [
@@ -32,4 +33,9 @@ def load_profile(name_or_path: str) -> Profile:
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = BUILTIN_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ConfigError(
+                f"unknown profile {name_or_path!r}: built-in profiles are "
+                f"{', '.join(builtin_names())}, or give the path of a .yaml file"
+            )
     return load_yaml_model(Profile, path, what="profile")

@@ -55,9 +55,14 @@ def test_builtin_details() -> None:
         load_profile("water").point("nope")
 
 
-def test_unknown_builtin_names_the_file() -> None:
-    with pytest.raises(ConfigError, match=r"no_such_device\.yaml: cannot read"):
+def test_unknown_builtin_lists_the_builtin_profiles() -> None:
+    with pytest.raises(ConfigError, match=r"unknown profile 'no_such_device'.*blast_door"):
         load_profile("no_such_device")
+
+
+def test_missing_profile_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read"):
+        load_profile(str(tmp_path / "missing.yaml"))
 
 
 GOOD = {"name": "ok", "register": "input", "address": 0, "type": "uint16"}
