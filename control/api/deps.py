@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from shelterwatch.store import TimeSeriesStore
 
-__all__ = ["Authenticated", "StoreDep", "require_token"]
+__all__ = ["UNAUTHORIZED", "Authenticated", "ErrorDetail", "StoreDep", "require_token"]
 
 _bearer = HTTPBearer(auto_error=False)
+
+
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+# Declared on every protected router, so the OpenAPI spec lists the 401 each route can answer.
+UNAUTHORIZED: dict[str, Any] = {
+    "description": "Missing or wrong bearer token",
+    "model": ErrorDetail,
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+}
 
 
 def _store(request: Request) -> TimeSeriesStore:

@@ -5,11 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel
 
-from control.api.deps import Authenticated, StoreDep
+from control.api.deps import UNAUTHORIZED, Authenticated, ErrorDetail, StoreDep
 from shelterwatch.contract import SLUG_PATTERN
 from shelterwatch.store import FieldValue
 
-router = APIRouter(prefix="/api/v1/sites", tags=["sites"], dependencies=[Authenticated])
+router = APIRouter(
+    prefix="/api/v1/sites",
+    tags=["sites"],
+    dependencies=[Authenticated],
+    responses={401: UNAUTHORIZED},
+)
 
 
 class PointReading(BaseModel):
@@ -33,7 +38,10 @@ async def list_sites(store: StoreDep) -> list[str]:
     return await store.sites()
 
 
-@router.get("/{site}/latest")
+@router.get(
+    "/{site}/latest",
+    responses={404: {"description": "No readings for this site", "model": ErrorDetail}},
+)
 async def site_latest(
     store: StoreDep, site: str = Path(pattern=SLUG_PATTERN, max_length=64)
 ) -> SiteLatest:

@@ -25,7 +25,7 @@ from servers import InfluxServer, wait_until
 from control import ControlSettings, create_app
 from shelterwatch.config import ENV_PREFIX, load_settings
 from shelterwatch.errors import ConfigError
-from shelterwatch.store.base import DeviceStatus, Sample
+from shelterwatch.store.base import DeviceStatus, FieldValue, Sample
 from shelterwatch.store.factory import open_store
 from shelterwatch.store.influx import InfluxStore
 
@@ -98,9 +98,24 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
                 await st.drop_database()
 
 
-VENT_OLD = {"overpressure": 30.0, "mode": "clean", "fan_running": False, "fan_hours": 1200.0}
-VENT_NEW = {"overpressure": 41.5, "mode": "filtered", "fan_running": True, "fan_hours": 1234.5}
-DOOR = {"closed": True, "locked": False, "seal_pressure": 0.5, "cycle_count": 1234}
+VENT_OLD: dict[str, FieldValue] = {
+    "overpressure": 30.0,
+    "mode": "clean",
+    "fan_running": False,
+    "fan_hours": 1200.0,
+}
+VENT_NEW: dict[str, FieldValue] = {
+    "overpressure": 41.5,
+    "mode": "filtered",
+    "fan_running": True,
+    "fan_hours": 1234.5,
+}
+DOOR: dict[str, FieldValue] = {
+    "closed": True,
+    "locked": False,
+    "seal_pressure": 0.5,
+    "cycle_count": 1234,
+}
 
 
 async def _prefill(url: str) -> None:
@@ -316,7 +331,7 @@ async def test_every_route_but_health_needs_the_token(store_url: str) -> None:
         (method.lower(), route.path)
         for route in app.routes
         if isinstance(route, APIRoute)
-        for method in route.methods
+        for method in route.methods or ()
     }
     in_spec = {(method, path) for path, item in spec["paths"].items() for method in item}
     assert api_routes <= in_spec, f"routes missing from the OpenAPI spec: {api_routes - in_spec}"
@@ -331,7 +346,7 @@ async def test_development_mode_without_a_token_refuses_everyone(tmp_path: Path)
         httpx.AsyncClient(base_url=base_url, timeout=10) as client,
     ):
         assert (await client.get(HEALTH)).status_code == 200
-        for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer \"\""}):
+        for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": 'Bearer ""'}):
             _assert_unauthorized(await client.get("/api/v1/sites", headers=headers))
 
 
