@@ -39,8 +39,8 @@ class ModbusHub:
     def __init__(self, host: str, port: int, *, timeout_s: float = 1.0, retries: int = 1) -> None:
         self.host = host
         self.port = port
-        self._timeout_s = timeout_s
-        self._retries = retries
+        self.timeout_s = timeout_s
+        self.retries = retries
         self._lock = asyncio.Lock()
         self._client: AsyncModbusTcpClient | None = None
         self._backoff = Backoff(initial=0.5, maximum=30.0)
@@ -70,8 +70,8 @@ class ModbusHub:
         client = AsyncModbusTcpClient(
             self.host,
             port=self.port,
-            timeout=self._timeout_s,
-            retries=self._retries,
+            timeout=self.timeout_s,
+            retries=self.retries,
             reconnect_delay=0,
         )
         try:

@@ -29,7 +29,7 @@ from shelterwatch.contract import (
     device_state_topic,
     gateway_state_topic,
 )
-from shelterwatch.errors import ConnectError
+from shelterwatch.errors import ConnectError, PublishRefused
 from shelterwatch.mqtt_client import MqttClient, Will
 from shelterwatch.profiles import Profile, load_profile
 
@@ -44,6 +44,7 @@ class GatewayStats:
     published: int = 0
     dropped: int = 0
     republished: int = 0
+    refused: int = 0
     connects: int = 0
 
 
@@ -74,6 +75,18 @@ class Gateway:
             self._profiles[device.id] = profile
             key = (device.transport.host, device.transport.port)
             hub = self._hubs.get(key)
+            if hub is not None and (hub.timeout_s, hub.retries) != (
+                device.timeout_s,
+                device.retries,
+            ):
+                log.warning(
+                    "device %s shares %s with another device; the link uses the first "
+                    "device's timeout_s=%s and retries=%s",
+                    device.id,
+                    hub.name,
+                    hub.timeout_s,
+                    hub.retries,
+                )
             if hub is None:
                 hub = ModbusHub(
                     device.transport.host,
@@ -267,7 +280,17 @@ class Gateway:
 
         def done(f: asyncio.Future[None]) -> None:
             mqtt.inflight.release()
-            if f.cancelled() or f.exception() is not None:
+            exc = None if f.cancelled() else f.exception()
+            if isinstance(exc, PublishRefused):
+                # Retrying cannot help: the broker's ACL or limits say no. Loud, and counted.
+                self.stats.refused += 1
+                log.error(
+                    "broker refused %s (seq %d): %s; check this gateway's MQTT login and ACL",
+                    item.topic,
+                    item.seq,
+                    exc,
+                )
+            elif f.cancelled() or exc is not None:
                 self._retry.append(item)
             else:
                 self.stats.published += 1

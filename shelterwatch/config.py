@@ -13,7 +13,12 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from shelterwatch.contract import DEFAULT_PREFIX
 from shelterwatch.errors import ConfigError
@@ -128,5 +133,8 @@ def load_settings(model: type[S], path: Path | None = None, **overrides: Any) ->
         raise ConfigError(
             format_validation_error(exc, f"{source} (with {ENV_PREFIX}* environment)")
         ) from exc
+    except SettingsError as exc:
+        # A malformed value in a SHELTERWATCH_* variable (for example bad JSON).
+        raise ConfigError(f"{ENV_PREFIX}* environment: {exc}") from exc
     finally:
         _yaml_data.reset(token)

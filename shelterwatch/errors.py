@@ -7,6 +7,7 @@
     └── TransportError       a link to a device, broker or store failed
         ├── ConnectError     could not connect, or the connection dropped
         ├── DeviceTimeout    a device did not answer in time
+        ├── PublishRefused   the broker refused a publish (no permission, too large)
         └── StoreError       the time-series store refused or failed a request
             └── StoreRejected   the store answered 4xx: retrying will not help
 
@@ -21,6 +22,7 @@ __all__ = [
     "ConnectError",
     "ContractError",
     "DeviceTimeout",
+    "PublishRefused",
     "ShelterwatchError",
     "StoreError",
     "StoreRejected",
@@ -53,6 +55,10 @@ class ConnectError(TransportError):
 
 
 class DeviceTimeout(TransportError):
+    pass
+
+
+class PublishRefused(TransportError):
     pass
 
 

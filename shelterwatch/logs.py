@@ -38,5 +38,7 @@ def setup_logging(level: str | None = None, fmt: str | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library chatter that says nothing an operator can act on.
-    for noisy in ("pymodbus", "amqtt", "transitions", "httpx", "uvicorn.access"):
+    for noisy in ("amqtt", "transitions", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pymodbus warns on every failed connect; the gateway logs a device's failure once itself.
+    logging.getLogger("pymodbus").setLevel(logging.ERROR)

@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from shelterwatch.config import MqttSettings
-from shelterwatch.errors import ConnectError
+from shelterwatch.errors import ConnectError, PublishRefused
 
 __all__ = ["Message", "MqttClient", "Will"]
 
@@ -127,6 +127,10 @@ class MqttClient:
     @property
     def client_id(self) -> str:
         return self._client_id
+
+    @property
+    def protocol(self) -> int:
+        return self._settings.protocol
 
     @property
     def connected(self) -> bool:
@@ -343,9 +347,15 @@ class MqttClient:
                 sfut.exception()
         self._pending_sub.clear()
 
-    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _props: Any) -> None:
+    def _on_publish(self, _c: Any, _u: Any, mid: int, rc: ReasonCode, _props: Any) -> None:
         fut = self._pending_pub.pop(mid, None)
-        if fut is not None and not fut.done():
+        if fut is None or fut.done():
+            return
+        # MQTT 5 brokers answer a refused publish (not authorised, too large) with a PUBACK
+        # whose reason code is a failure; it must not count as delivered.
+        if rc.is_failure:
+            fut.set_exception(PublishRefused(f"the broker refused the publish: {rc}"))
+        else:
             fut.set_result(None)
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: list[Any], _props: Any) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -25,9 +27,21 @@ ConfigOption = Annotated[
 ]
 
 
+async def _until_signal(main: Coroutine[Any, Any, None]) -> None:
+    # SIGTERM (systemd, docker stop) stops a service as cleanly as Ctrl-C: tasks are
+    # cancelled, so a gateway says goodbye on its state topic instead of leaving it to the will.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await main
+    except asyncio.CancelledError:
+        logging.getLogger("shelterwatch").info("stopped")
+
+
 def _run(main: Coroutine[Any, Any, None]) -> None:
     try:
-        asyncio.run(main)
+        asyncio.run(_until_signal(main))
     except KeyboardInterrupt:
         pass
     except ConfigError as exc:
@@ -45,8 +59,8 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="where the demo keeps its data")] = Path(
         "data/demo"
     ),
-    shelters: Annotated[int, typer.Option(min=0, max=200)] = 3,
-    sirens: Annotated[int, typer.Option(min=0, max=200)] = 4,
+    shelters: Annotated[int, typer.Option(min=0, max=99)] = 3,
+    sirens: Annotated[int, typer.Option(min=0, max=99)] = 4,
     broker: Annotated[
         str | None,
         typer.Option(help="use this broker (mqtt://host:port) instead of the embedded one"),

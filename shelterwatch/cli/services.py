@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from pathlib import Path
 from typing import Annotated
 
 import uvicorn
 import yaml
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shelterwatch.config import MqttSettings, ServiceSettings, load_settings
 from shelterwatch.store.factory import open_store
@@ -20,8 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class SimSettings(ServiceSettings):
-    shelters: Annotated[int, Field(ge=0, le=10_000)] = 3
-    sirens: Annotated[int, Field(ge=0, le=10_000)] = 4
+    shelters: Annotated[int, Field(ge=0, le=99)] = 3
+    sirens: Annotated[int, Field(ge=0, le=99)] = 4
     host: str = "127.0.0.1"
     # First Modbus TCP port; devices take consecutive ports. 0 picks free ports.
     base_port: Annotated[int, Field(ge=0, le=65535)] = 15020
@@ -70,10 +71,15 @@ def gateway_yaml(site: dict[str, object], mqtt: MqttSettings) -> dict[str, objec
     """Gateway settings for one simulated site, in the shape GatewaySettings reads."""
     devices = site["devices"]
     assert isinstance(devices, list)
+    # Each gateway logs in as itself (the broker's ACL binds a login to its own topics); its
+    # password comes from SHELTERWATCH_MQTT__PASSWORD, never from a generated file.
+    login = mqtt.model_dump(exclude_none=True, exclude={"password"})
+    if mqtt.username is not None:
+        login["username"] = site["gateway_id"]
     return {
         "gateway_id": site["gateway_id"],
         "site": site["site"],
-        "mqtt": mqtt.model_dump(exclude_none=True),
+        "mqtt": login,
         "devices": [
             {
                 "id": d["id"],
@@ -105,6 +111,12 @@ async def run_control(config: Path | None) -> None:
     from control import ControlSettings, create_app
 
     settings = load_settings(ControlSettings, config)
+    if not settings.api_token.get_secret_value():
+        # Only development mode gets here (production refuses an empty token): make one up
+        # rather than lock everybody out, and say it once.
+        token = secrets.token_urlsafe(24)
+        settings = settings.model_copy(update={"api_token": SecretStr(token)})
+        log.warning("development mode without api_token; this run's API token is %s", token)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings), host=settings.host, port=settings.port, log_config=None

@@ -25,7 +25,7 @@ __all__ = ["ACCEPTED_FORMS", "open_store"]
 ACCEPTED_FORMS = (
     "sqlite:///relative/path.db",
     "sqlite:////absolute/path.db",
-    "influxdb://[user:pass@]host[:port]/dbname[?gzip=true&timeout=10&retries=5&retention=90d]",
+    "influxdb://[user:pass@]host[:port]/dbname[?gzip=true&timeout=10&retries=5&retention=90d&create=false]",
     "influxdbs://... (HTTPS)",
     "http[s]://[user:pass@]host[:port]/dbname (InfluxDB)",
 )
@@ -77,6 +77,8 @@ def open_store(url: str) -> TimeSeriesStore:
         timeout_s = _number(url, options.pop("timeout", "10"), "timeout", float)
         retries = int(_number(url, options.pop("retries", "5"), "retries", int))
         retention = options.pop("retention", None) or None
+        # create=false for a login without admin rights, on a database made beforehand.
+        create = _flag(url, options.pop("create", "true"), "create")
         if options:
             raise _bad(url, f"unknown option(s) {', '.join(sorted(options))}")
         host = parts.hostname
@@ -93,6 +95,7 @@ def open_store(url: str) -> TimeSeriesStore:
                 timeout_s=timeout_s,
                 retries=retries,
                 retention=retention,
+                create_database=create,
             )
         except ValueError as exc:
             raise _bad(url, str(exc)) from exc

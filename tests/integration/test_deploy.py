@@ -28,7 +28,7 @@ from servers import MOSQUITTO_CANDIDATES, ServerError, find_binary, free_port, w
 
 from shelterwatch.config import MqttSettings
 from shelterwatch.contract import subscriptions
-from shelterwatch.errors import ConnectError
+from shelterwatch.errors import ConnectError, PublishRefused
 from shelterwatch.mqtt_client import Message, MqttClient
 
 pytestmark = pytest.mark.integration
@@ -225,6 +225,16 @@ async def test_wrong_password_is_refused(broker: Broker) -> None:
             pass
 
 
+async def publish_denied(client: MqttClient, topic: str, payload: bytes) -> None:
+    """Publish where the ACL says no: MQTT 5 must raise PublishRefused, 3.1.1 cannot know."""
+    try:
+        await client.publish(topic, payload)
+    except PublishRefused:
+        assert client.protocol == 5
+        return
+    assert client.protocol == 4, "an MQTT 5 client must learn that the broker refused it"
+
+
 async def test_every_login_connects_with_its_password(broker: Broker) -> None:
     for user in USERS:
         async with MqttClient(broker.settings(user), f"login-test-{user}") as client:
@@ -249,8 +259,8 @@ async def test_gateway_publishes_only_under_its_own_id(broker: Broker, protocol:
         await gw.publish(own, b'{"ts": 1758160800000, "seq": 0, "values": {"closed": true}}')
         await wait_for_topic(collector, own, seen)
         # Denied: dropped by the broker (MQTT 3.1.1 gets a plain PUBACK, MQTT 5 a PUBACK with
-        # reason code 0x87 that MqttClient does not surface). The publish call itself returns.
-        await gw.publish(other, b'{"ts": 1758160800000, "seq": 1, "values": {}}')
+        # reason code 0x87, which MqttClient raises as PublishRefused).
+        await publish_denied(gw, other, b'{"ts": 1758160800000, "seq": 1, "values": {}}')
         # Positive control on the same connection: the broker handles one client's publishes
         # in order, so once this has arrived, the denied message would have arrived too.
         await gw.publish(own_state, b'{"online": true, "ts": 1758160800000}')
@@ -289,7 +299,7 @@ async def test_collector_cannot_publish_commands(broker: Broker) -> None:
         connected(broker.settings("control"), "control-test", [f"{PREFIX}/gw/+/cmd/ack"]) as ctl,
         connected(broker.settings("collector"), "collector-test") as collector,
     ):
-        await collector.publish(cmd, b'{"id": "from-collector"}')
+        await publish_denied(collector, cmd, b'{"id": "from-collector"}')
         # Positive control: the control service may send commands, and reads the acks.
         await ctl.publish(cmd, b'{"id": "from-control"}')
         await wait_for_topic(gw, cmd, gw_seen)
@@ -310,7 +320,7 @@ async def test_collector_cannot_publish_telemetry(broker: Broker) -> None:
         connected(broker.settings("collector"), "collector-test") as collector,
         connected(broker.settings(GW), f"shelterwatch-{GW}") as gw,
     ):
-        await collector.publish(fake, b"{}")
+        await publish_denied(collector, fake, b"{}")
         await gw.publish(real, b"{}")
         await wait_for_topic(control, real, seen)
         await asyncio.sleep(GRACE_S)
