@@ -73,10 +73,16 @@ async def test_device_that_stops_answering_goes_offline_and_comes_back(
             )
             await fleet.start_device("shelter-01", "water")
             await wait_until(lambda: states("water")[-1].online, 20, "water back online")
-            last = DeviceData.model_validate_json(
-                rec.of(TopicKind.DEVICE_DATA, "water")[-1].payload
-            )
-            assert last.full and "tank_level" in last.values and not last.quality
+
+            def last_water() -> DeviceData:
+                return DeviceData.model_validate_json(
+                    rec.of(TopicKind.DEVICE_DATA, "water")[-1].payload
+                )
+
+            # The state goes out first, then a full snapshot of every point, all good.
+            await wait_until(lambda: last_water().full, 10, "a full snapshot of water")
+            last = last_water()
+            assert "tank_level" in last.values and not last.quality
     # Exactly one offline and one online transition after the first birth.
     flips = [s.online for s in states("water")]
     assert flips[-2:] == [False, True]
