@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.hub import ModbusHub
@@ -51,7 +51,7 @@ class DevicePoller:
         config: DeviceConfig,
         profile: Profile,
         hub: ModbusHub,
-        emit: Callable[[DeviceEvent], None],
+        emit: Callable[[DeviceEvent], Awaitable[None]],
         *,
         snapshot_interval_s: float,
     ) -> None:
@@ -69,6 +69,7 @@ class DevicePoller:
         self._last_full = -float("inf")
         self.polls = 0
         self.failures = 0
+        self.latency_ms = 0.0  # duration of the last successful poll
 
     @property
     def requests_per_poll(self) -> int:
@@ -92,12 +93,14 @@ class DevicePoller:
     async def poll_once(self) -> None:
         self.polls += 1
         ts = now_ms()
+        started = time.perf_counter()
         try:
             values, quality = await self._read_all()
         except TransportError as exc:
             self.failures += 1
-            self._went_offline(ts, str(exc))
+            await self._went_offline(ts, str(exc))
             return
+        self.latency_ms = (time.perf_counter() - started) * 1000
         came_back = self._online is not True
         if came_back and self._online is False:
             log.info("device %s (%s) answers again", self.config.id, self._hub.name)
@@ -106,11 +109,13 @@ class DevicePoller:
         if full:
             self._last_full = time.monotonic()
             self._filter.snapshot(values, quality)
-            self._emit(DeviceEvent(self.config.id, ts, values, quality, True, True, came_back))
+            await self._emit(
+                DeviceEvent(self.config.id, ts, values, quality, True, True, came_back)
+            )
             return
         changed, bad = self._filter.changes(values, quality)
         if changed or bad:
-            self._emit(DeviceEvent(self.config.id, ts, changed, bad, False, True, False))
+            await self._emit(DeviceEvent(self.config.id, ts, changed, bad, False, True, False))
 
     async def _read_all(self) -> tuple[dict[str, Value], dict[str, Quality]]:
         values: dict[str, Value] = {}
@@ -125,7 +130,7 @@ class DevicePoller:
                     log.debug("device %s point %s: %s", self.config.id, point.name, exc)
         return values, quality
 
-    def _went_offline(self, ts: int, error: str) -> None:
+    async def _went_offline(self, ts: int, error: str) -> None:
         if self._online is False:
             log.debug("device %s still not answering: %s", self.config.id, error)
             return
@@ -138,7 +143,7 @@ class DevicePoller:
         self._online = False
         bad = {p.name: Quality.BAD for p in self.profile.points}
         self._filter.snapshot({}, bad)
-        self._emit(DeviceEvent(self.config.id, ts, {}, bad, False, False, True, error))
+        await self._emit(DeviceEvent(self.config.id, ts, {}, bad, False, False, True, error))
 
 
 def _decode(point: Point, raw: list[int] | list[bool], offset: int) -> Value:

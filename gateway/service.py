@@ -127,7 +127,7 @@ class Gateway:
                 await hub.close()
 
     # Pollers call this; it never blocks.
-    def _on_event(self, event: DeviceEvent) -> None:
+    async def _on_event(self, event: DeviceEvent) -> None:
         profile = self._profiles[event.device]
         if event.online_changed:
             self._states[event.device] = DeviceState(
