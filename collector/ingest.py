@@ -43,7 +43,10 @@ class IngestStats:
     unknown_topic: int = 0
     out_of_range: int = 0
     seq_gaps: int = 0
-    missing: int = 0  # messages a gap says were never received
+    # Messages a seq gap says were not received and that no replay has filled in (yet).
+    missing: int = 0
+    recovered: int = 0  # gap entries later filled by a historical (replayed) message
+    historical: int = 0  # replayed messages received
 
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -54,6 +57,14 @@ class _Gateway:
     site: str = ""
     last_seq: int = -1
     kinds: dict[str, str] = field(default_factory=dict)
+    # seqs skipped by the live stream; a gateway's outbox replays them later as historical.
+    missing: set[int] = field(default_factory=set)
+    # Replayed seqs ahead of the live stream: a restarted gateway may replay its backlog
+    # before the collector has seen the live message that reveals the gap.
+    early: set[int] = field(default_factory=set)
+
+
+_MAX_TRACKED_GAP = 1_000_000
 
 
 class Ingest:
@@ -154,18 +165,41 @@ class Ingest:
         return fields
 
     def _check_seq(self, gateway: str, gw: _Gateway, data: DeviceData) -> None:
+        if data.seq in gw.missing:
+            # A replay (or a late redelivery) fills the gap.
+            gw.missing.discard(data.seq)
+            self.stats.missing -= 1
+            self.stats.recovered += 1
+            if not gw.missing:
+                log.info("gateway %s: every message of its earlier gaps has arrived", gateway)
         if data.historical:
+            self.stats.historical += 1
+            if data.seq > gw.last_seq and len(gw.early) < _MAX_TRACKED_GAP:
+                gw.early.add(data.seq)
             return
         if gw.last_seq >= 0 and data.seq > gw.last_seq + 1:
-            missing = data.seq - gw.last_seq - 1
-            self.stats.seq_gaps += 1
-            self.stats.missing += missing
-            log.warning(
-                "gateway %s: %d message(s) missing before seq %d", gateway, missing, data.seq
-            )
-        # A lower seq means the gateway restarted (or a redelivery): start counting again.
-        if data.seq > gw.last_seq or data.seq < gw.last_seq - 1_000_000 or data.seq == 0:
+            skipped = range(gw.last_seq + 1, data.seq)
+            if len(skipped) <= _MAX_TRACKED_GAP - len(gw.missing):
+                lost = [s for s in skipped if s not in gw.early] if gw.early else list(skipped)
+                gw.missing.update(lost)
+                gap = len(lost)
+            else:
+                gap = len(skipped)
+            if gap:
+                self.stats.seq_gaps += 1
+                self.stats.missing += gap
+                log.warning(
+                    "gateway %s: %d message(s) not received before seq %d; counted as "
+                    "missing until its outbox replays them",
+                    gateway,
+                    gap,
+                    data.seq,
+                )
+        # A much lower seq means the gateway started counting again (its outbox was lost).
+        if data.seq > gw.last_seq or data.seq < gw.last_seq - _MAX_TRACKED_GAP or data.seq == 0:
             gw.last_seq = data.seq
+            if gw.early:
+                gw.early = {s for s in gw.early if s > data.seq}
 
     def _status(self, gateway: str, device: str, state: DeviceState) -> DeviceStatus:
         gw = self._gw(gateway)

@@ -1,4 +1,8 @@
-"""One simulated device: a pymodbus TCP server serving a register image kept by the physics.
+"""One simulated device: a pymodbus server serving a register image kept by the physics.
+
+A device listens on Modbus TCP (or RTU frames over TCP, like a serial device server, with
+``rtu_over_tcp=True``). ``SimSerialBus`` puts devices on a serial port as Modbus RTU units,
+several on one port like an RS-485 bus, each answering on its own unit id.
 
 Why pymodbus's ``SimDevice`` with an ``action`` and not a datablock subclass: in pymodbus 3.16
 ``ModbusSequentialDataBlock`` and ``ModbusDeviceContext`` are deprecated shells that are
@@ -13,9 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Literal, Self
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData
 from pymodbus.simulator import SimDevice as ModbusSimDevice
@@ -26,7 +34,7 @@ from shelterwatch.contract import Value
 from shelterwatch.errors import CodecError
 from shelterwatch.profiles.model import Profile, RegisterKind
 
-__all__ = ["SimDevice"]
+__all__ = ["SimDevice", "SimSerialBus"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,7 @@ class SimDevice:
         host: str = "127.0.0.1",
         port: int = 0,
         unit_id: int = 1,
+        rtu_over_tcp: bool = False,
     ) -> None:
         self.site = site
         self.device_id = device_id
@@ -74,6 +83,7 @@ class SimDevice:
         self.host = host
         self.port = port  # 0 until the first start picks a free port
         self.unit_id = unit_id
+        self.rtu_over_tcp = rtu_over_tcp
         self.image = RegisterImage(profile)
         self._server: ModbusTcpServer | None = None
         self.refresh()
@@ -110,12 +120,23 @@ class SimDevice:
             words(RegisterKind.INPUT),
         )
 
+    def modbus_device(self, unit_id: int | None = None) -> ModbusSimDevice:
+        """A pymodbus device answering from this device's image, as unit ``unit_id``.
+
+        Every server that serves this device (TCP, serial bus) gets its own, all of them
+        answering from the same image and feeding writes to the same physics.
+        """
+        unit = self.unit_id if unit_id is None else unit_id
+        return ModbusSimDevice(unit, simdata=self._blocks(), action=self._action)
+
     async def start(self) -> None:
         """Listen on ``host:port`` (a free port the first time if port is 0)."""
         if self._server is not None:
             return
-        device = ModbusSimDevice(self.unit_id, simdata=self._blocks(), action=self._action)
-        server = ModbusTcpServer(device, address=(self.host, self.port))
+        framer = FramerType.RTU if self.rtu_over_tcp else FramerType.SOCKET
+        server = ModbusTcpServer(
+            self.modbus_device(), address=(self.host, self.port), framer=framer
+        )
         try:
             await server.serve_forever(background=True)
         except RuntimeError as exc:
@@ -178,3 +199,76 @@ class SimDevice:
             # Also after a refusal: part of a multi-point write may have been taken.
             self.refresh()
         return None
+
+
+class SimSerialBus:
+    """Simulated devices on one serial port, as Modbus RTU units of one RS-485 bus.
+
+    ``units`` maps each unit id to the device answering it. ``async with SimSerialBus(...)``
+    or ``start``/``stop``. The devices' TCP servers, if running, keep running: both answer
+    from the same register image.
+    """
+
+    def __init__(
+        self,
+        port: str,
+        units: Mapping[int, SimDevice],
+        *,
+        baudrate: int = 9600,
+        parity: Literal["N", "E", "O"] = "N",
+        stopbits: Literal[1, 2] = 1,
+    ) -> None:
+        if not units:
+            raise ValueError("a serial bus needs at least one device")
+        bad = [u for u in units if not 1 <= u <= 247]
+        if bad:
+            raise ValueError(f"unit ids must be 1..247, got {bad}")
+        self.port = port
+        self.units = dict(units)
+        self.baudrate = baudrate
+        self.parity = parity
+        self.stopbits = stopbits
+        self._server: ModbusSerialServer | None = None
+
+    def __repr__(self) -> str:
+        units = ", ".join(f"{u}={d.site}/{d.device_id}" for u, d in self.units.items())
+        return f"SimSerialBus({self.port} {self.baudrate} {self.parity}{self.stopbits}: {units})"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        devices = [device.modbus_device(unit) for unit, device in self.units.items()]
+        server = ModbusSerialServer(
+            devices,
+            port=self.port,
+            baudrate=self.baudrate,
+            parity=self.parity,
+            stopbits=self.stopbits,
+            bytesize=8,
+        )
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:
+            raise OSError(f"{self!r}: cannot open {self.port}") from exc
+        self._server = server
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

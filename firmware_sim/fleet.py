@@ -1,4 +1,8 @@
-"""A fleet of simulated shelters and siren posts, one Modbus TCP server per device."""
+"""A fleet of simulated shelters and siren posts, one Modbus TCP server per device.
+
+``serve_rtu`` also puts chosen devices on a serial port as Modbus RTU units (one RS-485 bus,
+several unit ids), answering from the same registers as their TCP servers.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from firmware_sim.device import SimDevice
+from firmware_sim.device import SimDevice, SimSerialBus
 from firmware_sim.physics import Physics, ShelterPhysics, SirenPhysics
 from shelterwatch.contract import Value
 from shelterwatch.profiles import load_profile
@@ -69,6 +74,7 @@ class Fleet:
         self._by_key = {(d.site, d.device_id): d for d in self.devices}
         self._paused = False
         self._task: asyncio.Task[None] | None = None
+        self.buses: list[SimSerialBus] = []
 
     def _device(
         self, site: str, device_id: str, profile: str, physics: Physics, port: int
@@ -101,8 +107,36 @@ class Fleet:
         await self._stop_all()
 
     async def _stop_all(self) -> None:
+        for bus in self.buses:
+            await bus.stop()
+        self.buses.clear()
         for device in self.devices:
             await device.stop()
+
+    async def serve_rtu(
+        self,
+        port: str,
+        units: Mapping[int, tuple[str, str]],
+        *,
+        baudrate: int = 9600,
+        parity: Literal["N", "E", "O"] = "N",
+        stopbits: Literal[1, 2] = 1,
+    ) -> SimSerialBus:
+        """Serve devices as Modbus RTU units on serial port ``port`` until the fleet stops.
+
+        ``units`` maps a unit id to a (site, device id): ``{1: ("shelter-01", "water"),
+        2: ("shelter-01", "env")}`` puts two devices on one bus.
+        """
+        bus = SimSerialBus(
+            port,
+            {unit: self.device(*key) for unit, key in units.items()},
+            baudrate=baudrate,
+            parity=parity,
+            stopbits=stopbits,
+        )
+        await bus.start()
+        self.buses.append(bus)
+        return bus
 
     async def _run_physics(self) -> None:
         tick = self.spec.tick_s

@@ -121,7 +121,12 @@ class DevicePoller:
         values: dict[str, Value] = {}
         quality: dict[str, Quality] = {}
         for block in self._blocks:
-            raw = await self._hub.read(block.table, block.address, block.count, self.config.unit_id)
+            raw = await self._hub.read(
+                block.table,
+                self.config.wire_address(block.address),
+                block.count,
+                self.config.unit_id,
+            )
             for point, offset in block.points:
                 try:
                     values[point.name] = _decode(point, raw, offset)
@@ -147,5 +152,7 @@ class DevicePoller:
 
 
 def _decode(point: Point, raw: list[int] | list[bool], offset: int) -> Value:
+    """One point of a block read; CodecError (quality bad) for words that are no reading:
+    NaN, one of the point's sentinel values, or a value outside its valid_range."""
     words = [int(w) for w in raw[offset : offset + point.words]]
-    return codec.decode(point, words)
+    return codec.reading(point, words)

@@ -1,10 +1,10 @@
 """The gateway service: pollers for every device, and the MQTT uplink that publishes them.
 
-Pollers never wait for the uplink. They hand events to an in-memory queue, bounded by
-``queue_size``; when it is full the oldest message is dropped and counted, and because each
-message got its ``seq`` when it was queued, the collector sees the gap. Publishes are QoS 1
-with a bounded number in flight. A publish the broker did not acknowledge before the link
-dropped is sent again first after the reconnect.
+Pollers never wait for the uplink. Every data message goes into the durable outbox first
+(which assigns its ``seq``) and leaves it only when the broker acknowledges it. After an
+outage the uplink sends live data first and replays the backlog in seq order, marked
+``historical``, at ``outbox.replay_per_s``. The gateway state message, republished every
+``state_interval_s``, carries uptime, the outbox's depth and drops, and per-device health.
 """
 
 from __future__ import annotations
@@ -12,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from gateway.hub import ModbusHub
+from gateway.hub import ModbusHub, hubs_for
+from gateway.outbox import Outbox, Row
 from gateway.poller import DeviceEvent, DevicePoller, now_ms
 from gateway.settings import GatewaySettings
 from shelterwatch import __version__
 from shelterwatch.backoff import Backoff
 from shelterwatch.contract import (
     DeviceData,
+    DeviceHealth,
     DeviceState,
     GatewayState,
+    OutboxHealth,
     PointInfo,
     data_topic,
     device_state_topic,
@@ -37,22 +41,16 @@ __all__ = ["Gateway", "GatewayStats"]
 
 log = logging.getLogger(__name__)
 
+_FETCH = 500  # rows read from the outbox at a time
+
 
 @dataclass(slots=True)
 class GatewayStats:
-    queued: int = 0
-    published: int = 0
-    dropped: int = 0
-    republished: int = 0
-    refused: int = 0
+    queued: int = 0  # data messages put into the outbox
+    published: int = 0  # acknowledged by the broker (and removed from the outbox)
+    replayed: int = 0  # sent again as historical after an outage or restart
+    refused: int = 0  # refused by the broker (ACL, size): logged and removed
     connects: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Outgoing:
-    seq: int
-    topic: str
-    payload: bytes
 
 
 class Gateway:
@@ -60,41 +58,22 @@ class Gateway:
         self.settings = settings
         self.stats = GatewayStats()
         self._prefix = settings.mqtt.prefix
-        self._seq = 0
-        self._queue: deque[_Outgoing] = deque()
-        self._retry: list[_Outgoing] = []
+        self._started = time.monotonic()
         self._wakeup = asyncio.Event()
+        self._acked: list[int] = []
         self._states: dict[str, DeviceState] = {}
         self._dirty_states: set[str] = set()
-        self._hubs: dict[tuple[str, int], ModbusHub] = {}
         self._profiles: dict[str, Profile] = {}
         self.pollers: list[DevicePoller] = []
         self.connected = asyncio.Event()
+        path = settings.outbox.path or Path("data") / f"{settings.gateway_id}-outbox.db"
+        self.outbox = Outbox(path, settings.outbox)
+        hubs = hubs_for(settings.devices)  # device id -> its link's hub, one per link
+        self._hubs: dict[str, ModbusHub] = {hub.name: hub for hub in hubs.values()}
         for device in settings.devices:
             profile = load_profile(device.profile)
             self._profiles[device.id] = profile
-            key = (device.transport.host, device.transport.port)
-            hub = self._hubs.get(key)
-            if hub is not None and (hub.timeout_s, hub.retries) != (
-                device.timeout_s,
-                device.retries,
-            ):
-                log.warning(
-                    "device %s shares %s with another device; the link uses the first "
-                    "device's timeout_s=%s and retries=%s",
-                    device.id,
-                    hub.name,
-                    hub.timeout_s,
-                    hub.retries,
-                )
-            if hub is None:
-                hub = ModbusHub(
-                    device.transport.host,
-                    device.transport.port,
-                    timeout_s=device.timeout_s,
-                    retries=device.retries,
-                )
-                self._hubs[key] = hub
+            hub = hubs[device.id]
             self.pollers.append(
                 DevicePoller(
                     device,
@@ -110,15 +89,16 @@ class Gateway:
     async def run(self) -> None:
         """Poll and publish until cancelled."""
         log.info(
-            "gateway %s (site %s): %d devices, broker %s:%s",
+            "gateway %s (site %s): %d devices, broker %s:%s, outbox %s",
             self.settings.gateway_id,
             self.settings.site,
             len(self.pollers),
             self.settings.mqtt.host,
             self.settings.mqtt.port,
+            self.outbox.path,
         )
         try:
-            async with asyncio.TaskGroup() as tg:
+            async with self.outbox, asyncio.TaskGroup() as tg:
                 for poller in self.pollers:
                     tg.create_task(poller.run(), name=f"poll-{poller.config.id}")
                 tg.create_task(self._uplink(), name="uplink")
@@ -126,7 +106,6 @@ class Gateway:
             for hub in self._hubs.values():
                 await hub.close()
 
-    # Pollers call this; it never blocks.
     async def _on_event(self, event: DeviceEvent) -> None:
         profile = self._profiles[event.device]
         if event.online_changed:
@@ -142,42 +121,58 @@ class Gateway:
                 },
             )
             self._dirty_states.add(event.device)
-        data = DeviceData(
-            ts=event.ts,
-            seq=self._seq,
-            site=self.settings.site,
-            kind=profile.kind,
-            values=event.values,
-            quality=event.quality,
-            full=event.full,
-        )
-        self._seq += 1
-        self._queue.append(
-            _Outgoing(
-                data.seq,
-                data_topic(self.settings.gateway_id, event.device, self._prefix),
-                data.to_json(),
-            )
-        )
+
+        def build(seq: int) -> bytes:
+            return DeviceData(
+                ts=event.ts,
+                seq=seq,
+                site=self.settings.site,
+                kind=profile.kind,
+                values=event.values,
+                quality=event.quality,
+                full=event.full,
+            ).to_json()
+
+        topic = data_topic(self.settings.gateway_id, event.device, self._prefix)
+        await self.outbox.append(topic, build, now_ms())
         self.stats.queued += 1
-        if len(self._queue) > self.settings.queue_size:
-            self._queue.popleft()
-            self.stats.dropped += 1
-            if self.stats.dropped == 1 or self.stats.dropped % 1000 == 0:
-                log.warning(
-                    "uplink queue full: %d data messages dropped so far (oldest first)",
-                    self.stats.dropped,
-                )
         self._wakeup.set()
 
-    def _gateway_state(self, online: bool) -> GatewayState:
+    async def gateway_state(self, online: bool = True) -> GatewayState:
+        if not online:
+            return self._offline_state()
+        box = await self.outbox.stats()
         return GatewayState(
-            online=online,
+            online=True,
+            ts=now_ms(),
+            site=self.settings.site,
+            version=__version__,
+            devices=[p.config.id for p in self.pollers],
+            uptime_s=round(time.monotonic() - self._started, 3),
+            outbox=OutboxHealth(
+                depth=box.depth, bytes=box.bytes, dropped=box.dropped, oldest_ts=box.oldest_ms
+            ),
+            health={
+                p.config.id: DeviceHealth(
+                    online=bool(p.online),
+                    polls=p.polls,
+                    errors=p.failures,
+                    latency_ms=round(p.latency_ms, 3),
+                )
+                for p in self.pollers
+            },
+        )
+
+    def _offline_state(self) -> GatewayState:
+        return GatewayState(
+            online=False,
             ts=now_ms(),
             site=self.settings.site,
             version=__version__,
             devices=[p.config.id for p in self.pollers],
         )
+
+    # -- uplink -----------------------------------------------------------------------------------
 
     async def _uplink(self) -> None:
         s = self.settings
@@ -185,37 +180,35 @@ class Gateway:
         state_topic = gateway_state_topic(s.gateway_id, self._prefix)
         failed_before = False
         while True:
-            will = Will(state_topic, self._gateway_state(False).to_json())
+            will = Will(state_topic, self._offline_state().to_json())
             try:
                 async with MqttClient(s.mqtt, f"shelterwatch-{s.gateway_id}", will=will) as mqtt:
                     self.stats.connects += 1
-                    log.log(
-                        logging.INFO,
-                        "gateway %s connected to %s:%s%s",
+                    log.info(
+                        "gateway %s connected to %s:%s%s; %d messages wait in the outbox",
                         s.gateway_id,
                         s.mqtt.host,
                         s.mqtt.port,
                         " again" if failed_before else "",
+                        self.outbox.depth,
                     )
                     failed_before = False
                     backoff.reset()
-                    await self._publish_birth(mqtt, state_topic)
-                    self.connected.set()
                     try:
-                        await self._pump(mqtt)
+                        await self._session(mqtt, state_topic)
                     except asyncio.CancelledError:
                         # A clean stop says goodbye itself; the will is for crashes.
                         with contextlib.suppress(ConnectError, TimeoutError):
                             async with asyncio.timeout(1):
                                 await mqtt.publish(
-                                    state_topic, self._gateway_state(False).to_json(), retain=True
+                                    state_topic, self._offline_state().to_json(), retain=True
                                 )
                         raise
             except ConnectError as exc:
                 self.connected.clear()
                 if not failed_before:
                     log.warning(
-                        "gateway %s: MQTT uplink down (%s); polling goes on and data is queued",
+                        "gateway %s: MQTT uplink down (%s); polling goes on into the outbox",
                         s.gateway_id,
                         exc,
                     )
@@ -225,55 +218,92 @@ class Gateway:
                 self.connected.clear()
                 raise
 
-    async def _publish_birth(self, mqtt: MqttClient, state_topic: str) -> None:
-        # Birth order: gateway state, then device states, then data (snapshots are requested so
-        # that a consumer that missed anything gets every point again).
-        await mqtt.publish(state_topic, self._gateway_state(True).to_json(), retain=True)
+    async def _session(self, mqtt: MqttClient, state_topic: str) -> None:
+        # Birth order: gateway state, device states, then data. Snapshots are requested so a
+        # consumer that missed anything gets every point again.
+        await mqtt.publish(state_topic, (await self.gateway_state()).to_json(), retain=True)
         self._dirty_states.update(self._states)
         for poller in self.pollers:
             poller.request_snapshot()
-
-    async def _pump(self, mqtt: MqttClient) -> None:
-        prefix, gw = self._prefix, self.settings.gateway_id
+        self.connected.set()
+        # Everything already in the outbox is backlog: replayed as historical, in seq order.
+        live_from = self.outbox.next_seq
+        live_cursor = live_from - 1
+        replay_cursor = -1
+        replay_rate = self.settings.outbox.replay_per_s
+        replay_credit = 0.0
+        last_refill = time.monotonic()
+        next_state = time.monotonic() + self.settings.state_interval_s
         try:
             while True:
                 while self._dirty_states:
                     device = self._dirty_states.pop()
-                    state = self._states[device]
                     await mqtt.publish(
-                        device_state_topic(gw, device, prefix), state.to_json(), retain=True
+                        device_state_topic(self.settings.gateway_id, device, self._prefix),
+                        self._states[device].to_json(),
+                        retain=True,
                     )
-                batch = self._retry + list(self._queue)
-                self.stats.republished += len(self._retry)
-                self._retry = []
-                self._queue.clear()
-                for i, item in enumerate(batch):
-                    try:
-                        await self._send(mqtt, item)
-                    except BaseException:
-                        # Whatever was not handed to the broker goes out first next time.
-                        self._retry.extend(batch[i:])
-                        raise
-                if not self._queue and not self._dirty_states:
-                    self._wakeup.clear()
-                    waiters = [
-                        asyncio.ensure_future(self._wakeup.wait()),
-                        asyncio.ensure_future(mqtt.wait_disconnected()),
-                    ]
-                    try:
-                        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        for w in waiters:
-                            w.cancel()
-                    if not mqtt.connected:
-                        raise ConnectError("MQTT connection lost")
+                await self._flush_acks()
+                sent = 0
+                for row in await self.outbox.fetch(live_cursor, _FETCH):
+                    await self._send(mqtt, row, historical=False)
+                    live_cursor = row.seq
+                    sent += 1
+                now = time.monotonic()
+                replay_credit = min(replay_rate, replay_credit + (now - last_refill) * replay_rate)
+                last_refill = now
+                backlog = replay_cursor < live_from - 1
+                if backlog and replay_credit >= 1:
+                    rows = await self.outbox.fetch(
+                        replay_cursor, min(int(replay_credit), _FETCH), before_seq=live_from
+                    )
+                    for row in rows:
+                        await self._send(mqtt, row, historical=True)
+                        replay_cursor = row.seq
+                    replay_credit -= len(rows)
+                    sent += len(rows)
+                    if not rows:
+                        replay_cursor = live_from - 1
+                        log.info("outbox backlog replayed")
+                if now >= next_state:
+                    next_state = now + self.settings.state_interval_s
+                    await self.outbox.expire(now_ms())
+                    await mqtt.publish(
+                        state_topic, (await self.gateway_state()).to_json(), retain=True
+                    )
+                if sent:
+                    continue
+                # Idle: wait for new data, a disconnect, replay credit or the state timer.
+                timeout = min(1.0, max(0.0, next_state - time.monotonic()))
+                if backlog:
+                    timeout = min(timeout, 1.0 / replay_rate)
+                await self._idle(mqtt, timeout)
         finally:
             await self._settle(mqtt)
 
-    async def _send(self, mqtt: MqttClient, item: _Outgoing) -> None:
+    async def _idle(self, mqtt: MqttClient, timeout: float) -> None:
+        self._wakeup.clear()
+        waiters = [
+            asyncio.ensure_future(self._wakeup.wait()),
+            asyncio.ensure_future(mqtt.wait_disconnected()),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        if not mqtt.connected:
+            raise ConnectError("MQTT connection lost")
+
+    async def _send(self, mqtt: MqttClient, row: Row, *, historical: bool) -> None:
+        payload = row.payload
+        if historical:
+            data = DeviceData.model_validate_json(payload)
+            payload = data.model_copy(update={"historical": True}).to_json()
+            self.stats.replayed += 1
         await mqtt.inflight.acquire()
         try:
-            fut = mqtt.start_publish(item.topic, item.payload, qos=1)
+            fut = mqtt.start_publish(row.topic, payload, qos=1)
         except ConnectError:
             mqtt.inflight.release()
             raise
@@ -281,25 +311,31 @@ class Gateway:
         def done(f: asyncio.Future[None]) -> None:
             mqtt.inflight.release()
             exc = None if f.cancelled() else f.exception()
-            if isinstance(exc, PublishRefused):
+            if exc is None and not f.cancelled():
+                self.stats.published += 1
+                self._acked.append(row.seq)
+            elif isinstance(exc, PublishRefused):
                 # Retrying cannot help: the broker's ACL or limits say no. Loud, and counted.
                 self.stats.refused += 1
+                self._acked.append(row.seq)
                 log.error(
                     "broker refused %s (seq %d): %s; check this gateway's MQTT login and ACL",
-                    item.topic,
-                    item.seq,
+                    row.topic,
+                    row.seq,
                     exc,
                 )
-            elif f.cancelled() or exc is not None:
-                self._retry.append(item)
-            else:
-                self.stats.published += 1
+            # Otherwise the row stays in the outbox and is replayed after the reconnect.
 
         fut.add_done_callback(done)
 
+    async def _flush_acks(self) -> None:
+        if self._acked:
+            acked, self._acked = self._acked, []
+            await self.outbox.remove(acked)
+
     async def _settle(self, mqtt: MqttClient) -> None:
-        # Wait briefly for outstanding PUBACKs; anything not acknowledged is retried later,
-        # in seq order.
+        # Wait briefly for outstanding PUBACKs, then forget what was acknowledged; the rest
+        # stays in the outbox for the next connection.
         limit = self.settings.mqtt.max_inflight
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2):
@@ -307,4 +343,7 @@ class Gateway:
                     await mqtt.inflight.acquire()
                 for _ in range(limit):
                     mqtt.inflight.release()
-        self._retry.sort(key=lambda o: o.seq)
+        try:
+            await self._flush_acks()
+        except Exception as exc:  # the rows stay; the broker sees them again as duplicates
+            log.warning("could not remove acknowledged messages from the outbox: %s", exc)

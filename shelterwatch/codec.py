@@ -2,7 +2,8 @@
 
 Pure functions, no IO. Every type and each of the four byte/word orders goes through one
 path: pack big-endian with ``struct``, then apply the order's swaps to the 16-bit words.
-Scaling is ``value = raw * scale + offset``.
+Scaling is ``value = raw * scale + offset``. ``reading`` is ``decode`` plus the checks for
+what a device means as "no reading" (sentinel raw values, a value outside ``valid_range``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ from shelterwatch.contract import Value
 from shelterwatch.errors import CodecError
 from shelterwatch.profiles.model import DataType, Order, Point
 
-__all__ = ["decode", "decode_raw", "encode", "encode_raw", "from_words", "to_words"]
+__all__ = [
+    "decode",
+    "decode_raw",
+    "encode",
+    "encode_raw",
+    "from_words",
+    "in_valid_range",
+    "is_sentinel",
+    "reading",
+    "to_words",
+]
 
 # struct format and integer range per word type.
 _FORMATS: dict[DataType, str] = {
@@ -75,7 +86,51 @@ def decode_raw(point: Point, words: Sequence[int]) -> int | float | bool | str:
 
 def decode(point: Point, words: Sequence[int]) -> Value:
     """Decode registers to the published value: scaled, or the enum label."""
+    return _engineering(point, decode_raw(point, words))
+
+
+def reading(point: Point, words: Sequence[int]) -> Value:
+    """Decode a device's reading, rejecting what the device means as "no reading".
+
+    Like ``decode``, and also raises CodecError for one of the point's sentinel raw values
+    and for an engineering value outside the point's ``valid_range``.
+    """
     raw = decode_raw(point, words)
+    if is_sentinel(point, raw):
+        raise CodecError(f"point {point.name!r} reads {raw!r}, the device's 'no reading' value")
+    value = _engineering(point, raw)
+    if not in_valid_range(point, value):
+        assert point.valid_range is not None
+        low, high = point.valid_range
+        raise CodecError(f"point {point.name!r} reads {value!r}, outside [{low:g}, {high:g}]")
+    return value
+
+
+def is_sentinel(point: Point, raw: int | float | bool | str) -> bool:
+    """Whether a raw (unscaled) value is one of the point's "no reading" values."""
+    if not point.sentinel or isinstance(raw, bool | str):
+        return False
+    if point.type is DataType.FLOAT32:
+        # Compare as float32, so that 3.4028235e38 in a profile matches FLT_MAX on the wire.
+        return any(raw == struct.unpack(">f", struct.pack(">f", s))[0] for s in point.sentinel)
+    if point.type is DataType.FLOAT64:
+        return raw in point.sentinel
+    # Integers by bit pattern: for an int16, -1 and 0xFFFF are the same register.
+    mask = (1 << (16 * point.type.words)) - 1
+    return (int(raw) & mask) in {int(s) & mask for s in point.sentinel}
+
+
+def in_valid_range(point: Point, value: Value) -> bool:
+    """Whether an engineering value lies in the point's valid_range (true without one)."""
+    if point.valid_range is None or isinstance(value, bool | str):
+        return True
+    low, high = point.valid_range
+    # Scaling is floating point: 20000 µA * 0.0000625 - 0.25 is 1.0000000000000002 MPa.
+    slack = 1e-9 * max(abs(low), abs(high), 1.0)
+    return low - slack <= value <= high + slack
+
+
+def _engineering(point: Point, raw: int | float | bool | str) -> Value:
     if isinstance(raw, bool | str):
         return raw
     if point.enum is not None:

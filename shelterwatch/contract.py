@@ -34,8 +34,10 @@ __all__ = [
     "CommandRequest",
     "CommandState",
     "DeviceData",
+    "DeviceHealth",
     "DeviceState",
     "GatewayState",
+    "OutboxHealth",
     "PointInfo",
     "Quality",
     "Topic",
@@ -187,14 +189,37 @@ class PointInfo(_Payload):
     kind: Literal["number", "bool", "string"] = "number"
 
 
+class OutboxHealth(_Payload):
+    """The gateway's store-and-forward buffer: what waits to be published, and what was lost."""
+
+    depth: Annotated[int, Field(ge=0)]
+    bytes: Annotated[int, Field(ge=0)]
+    dropped: Annotated[int, Field(ge=0)]
+    oldest_ts: EpochMs | None = None
+
+
+class DeviceHealth(_Payload):
+    online: bool
+    polls: Annotated[int, Field(ge=0)]
+    errors: Annotated[int, Field(ge=0)]
+    latency_ms: Annotated[float, Field(ge=0)]
+
+
 class GatewayState(_Payload):
-    """Birth and death of a gateway. Published retained; the offline form is the MQTT will."""
+    """Birth and death of a gateway. Published retained; the offline form is the MQTT will.
+
+    While online the gateway republishes it periodically with its health: uptime, the
+    outbox (depth, drops) and per-device poll errors and latency.
+    """
 
     online: bool
     ts: EpochMs
     site: Slug
     version: str = ""
     devices: list[Slug] = Field(default_factory=list)
+    uptime_s: Annotated[float, Field(ge=0)] | None = None
+    outbox: OutboxHealth | None = None
+    health: dict[str, DeviceHealth] = Field(default_factory=dict)
 
 
 class DeviceData(_Payload):

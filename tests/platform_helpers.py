@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any
 
 from collector import Collector, CollectorSettings
@@ -20,11 +22,17 @@ def mqtt_settings(port: int, **kw: Any) -> MqttSettings:
 
 
 def gateways_for(
-    fleet: Fleet, mqtt: MqttSettings, interval_s: float | None = None, **kw: Any
+    fleet: Fleet,
+    mqtt: MqttSettings,
+    interval_s: float | None = None,
+    outbox_dir: Path | None = None,
+    **kw: Any,
 ) -> list[Gateway]:
+    outbox_dir = outbox_dir or Path(tempfile.mkdtemp(prefix="sw-outbox-"))
     gateways = []
     for site in fleet.gateway_config(mqtt.host, mqtt.port, mqtt.prefix):
         doc = gateway_yaml(site, mqtt) | kw
+        doc.setdefault("outbox", {"path": str(outbox_dir / f"{site['gateway_id']}.db")})
         if interval_s is not None:
             for device in doc["devices"]:
                 device["interval_s"] = interval_s

@@ -103,7 +103,13 @@ async def run_demo(opts: DemoOptions) -> None:
         gateways = [
             Gateway(
                 GatewaySettings.model_validate(
-                    gateway_yaml(site, mqtt) | {"snapshot_interval_s": 15.0}
+                    gateway_yaml(site, mqtt)
+                    | {
+                        "snapshot_interval_s": 15.0,
+                        "outbox": {
+                            "path": str(opts.data_dir / "outbox" / f"{site['gateway_id']}.db")
+                        },
+                    }
                 )
             )
             for site in fleet.gateway_config(host, port, mqtt.prefix)

@@ -7,12 +7,23 @@ the raw number scales to engineering units, and how much it must change before i
 
 from __future__ import annotations
 
+import math
+import struct
 from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["DataType", "Order", "Point", "Profile", "RegisterKind"]
+
+
+def _fits_float32(value: float) -> bool:
+    try:
+        struct.pack(">f", value)  # rounds to the nearest float32, or overflows
+    except OverflowError:
+        return False
+    return True
+
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
@@ -111,6 +122,13 @@ class Point(BaseModel):
     # Raw integer -> label, for modes and states (published as the label).
     enum: dict[int, str] | None = None
     description: str = ""
+    # Quirks of real devices; a reading that fails either check is published as quality bad
+    # with no value. valid_range: [min, max] in engineering units that a healthy reading
+    # stays within (a 4-20 mA input below 4 mA or above 20 mA is a broken wire or a failed
+    # transmitter). sentinel: raw register values the device sends for "no reading", compared
+    # before scaling; integers match by bit pattern, so 0xFFFF and -1 are the same int16.
+    valid_range: tuple[float, float] | None = None
+    sentinel: tuple[int | float, ...] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -138,7 +156,34 @@ class Point(BaseModel):
             raise ValueError(f"point {self.name!r}: enum needs type int16 or uint16")
         if self.address + self.words > 65536:
             raise ValueError(f"point {self.name!r}: runs past register 65535")
+        self._check_quirks()
         return self
+
+    def _check_quirks(self) -> None:
+        if self.valid_range is not None:
+            low, high = self.valid_range
+            if not self.type.is_numeric or self.enum is not None:
+                raise ValueError(f"point {self.name!r}: valid_range needs a numeric point")
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ValueError(f"point {self.name!r}: valid_range must be [min, max], min <= max")
+        if self.sentinel is None:
+            return
+        if not self.type.is_numeric:
+            raise ValueError(f"point {self.name!r}: sentinel needs a numeric point")
+        for value in self.sentinel:
+            if self.type in (DataType.FLOAT32, DataType.FLOAT64):
+                if not math.isfinite(value) or (
+                    self.type is DataType.FLOAT32 and not _fits_float32(value)
+                ):
+                    raise ValueError(
+                        f"point {self.name!r}: sentinel {value!r} is not a {self.type.value}"
+                    )
+                continue
+            bits = 16 * self.type.words
+            if isinstance(value, float) or not -(2 ** (bits - 1)) <= value < 2**bits:
+                raise ValueError(
+                    f"point {self.name!r}: sentinel {value!r} is not a {bits}-bit integer"
+                )
 
     @property
     def words(self) -> int:

@@ -91,3 +91,22 @@ def test_never_raises_on_any_input(payload: bytes, topic: str) -> None:
     ing.convert(topic, payload, NOW)
     ing.convert(f"{P}/gw/gw-1/dev/vent/data", payload, NOW)
     assert ing.stats.messages == 2
+
+
+def test_replayed_messages_fill_seq_gaps() -> None:
+    ing = Ingest(P)
+    for seq in (0, 1, 5, 6):
+        ing.convert(f"{P}/gw/gw-1/dev/vent/data", _data(seq), NOW)
+    assert ing.stats.missing == 3
+    for seq in (2, 3, 4):
+        ing.convert(f"{P}/gw/gw-1/dev/vent/data", _data(seq, historical=True), NOW)
+    assert (ing.stats.missing, ing.stats.recovered, ing.stats.seq_gaps) == (0, 3, 1)
+
+
+def test_replay_that_arrives_before_the_live_gap_is_not_missing() -> None:
+    ing = Ingest(P)
+    ing.convert(f"{P}/gw/gw-1/dev/vent/data", _data(0), NOW)
+    for seq in (1, 2, 3):  # a restarted gateway replays before its first live message lands
+        ing.convert(f"{P}/gw/gw-1/dev/vent/data", _data(seq, historical=True), NOW)
+    ing.convert(f"{P}/gw/gw-1/dev/vent/data", _data(4), NOW)
+    assert (ing.stats.missing, ing.stats.seq_gaps) == (0, 0)

@@ -1,0 +1,285 @@
+"""The gateway's durable outbox: every data message is stored here before it is published.
+
+A message leaves the outbox only when the broker has acknowledged it (PUBACK). While the uplink
+is down the outbox fills; it is bounded by count, bytes and age, and when it must drop it drops
+the oldest and counts the drop persistently. ``seq`` is assigned here and stored with the
+message, so it keeps counting across gateway restarts.
+
+SQLite in WAL mode, one connection used from one worker thread. ``synchronous`` is NORMAL by
+default: a commit survives a crash of the gateway process; on a power cut the last commits
+before the cut may be lost but the file stays consistent. FULL (an fsync per commit) closes that
+window at the cost of flash wear and latency on small boxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shelterwatch.errors import ShelterwatchError
+
+__all__ = ["Outbox", "OutboxError", "OutboxSettings", "OutboxStats", "Row"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class OutboxError(ShelterwatchError):
+    pass
+
+
+class OutboxSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Default: data/<gateway_id>-outbox.db
+    path: Path | None = None
+    max_messages: Annotated[int, Field(ge=100)] = 1_000_000
+    max_bytes: Annotated[int, Field(ge=1_000_000)] = 512 * 1024 * 1024
+    max_age_s: Annotated[float, Field(gt=0)] = 7 * 86_400.0
+    # Replayed (historical) messages per second after an outage; live data always goes first.
+    replay_per_s: Annotated[float, Field(gt=0)] = 500.0
+    synchronous: Literal["normal", "full"] = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    seq: int
+    topic: str
+    payload: bytes
+    created_ms: int
+
+
+@dataclass(slots=True)
+class OutboxStats:
+    depth: int
+    bytes: int
+    dropped: int
+    oldest_ms: int | None
+
+
+class Outbox:
+    def __init__(self, path: Path, settings: OutboxSettings) -> None:
+        self.path = path
+        self.settings = settings
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._db: sqlite3.Connection | None = None
+        self.next_seq = 0
+        self.depth = 0
+        self.bytes = 0
+        self.dropped = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._run(self._open)
+        if self.depth:
+            log.info(
+                "outbox %s holds %d messages from before the restart; they will be replayed",
+                self.path,
+                self.depth,
+            )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self._run(self._close)
+        finally:
+            self._executor.shutdown(wait=True)
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self.settings.synchronous.upper()}")
+            db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise OutboxError(
+                f"cannot open the outbox {self.path}: {exc}; check that the directory is "
+                "writable and the disk is not full"
+            ) from exc
+        self._db = db
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        top = db.execute(
+            "SELECT max(seq), count(*), coalesce(sum(length(payload)), 0) FROM outbox"
+        ).fetchone()
+        self.next_seq = max(meta.get("next_seq", 0), (top[0] if top[0] is not None else -1) + 1)
+        self.depth, self.bytes = int(top[1]), int(top[2])
+        self.dropped = int(meta.get("dropped", 0))
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise OutboxError("the outbox is not open")
+        return self._db
+
+    # -- operations -----------------------------------------------------------------------------
+
+    async def append(self, topic: str, build: Callable[[int], bytes], now_ms: int) -> int:
+        """Store one message; ``build(seq)`` makes its payload. Returns the seq."""
+        seq = self.next_seq
+        self.next_seq += 1
+        payload = build(seq)
+        await self._run(lambda: self._append(seq, topic, payload, now_ms))
+        return seq
+
+    def _append(self, seq: int, topic: str, payload: bytes, now_ms: int) -> None:
+        db = self._conn()
+        s = self.settings
+        depth, size = self.depth + 1, self.bytes + len(payload)
+        dropped = (0, 0)
+        with _transaction(db):
+            db.execute(
+                "INSERT INTO outbox (seq, topic, payload, created_ms) VALUES (?, ?, ?, ?)",
+                (seq, topic, payload, now_ms),
+            )
+            _set_meta(db, "next_seq", seq + 1)
+            if depth > s.max_messages or size > s.max_bytes:
+                dropped = self._drop_oldest(db, depth - s.max_messages, size - s.max_bytes)
+        # Counters change only once the transaction is committed.
+        self.depth, self.bytes = depth, size
+        if dropped[0]:
+            self._dropped(dropped[0], dropped[1], "the outbox is full")
+
+    def _drop_oldest(
+        self, db: sqlite3.Connection, excess_count: int, excess_bytes: int
+    ) -> tuple[int, int]:
+        # Free a tenth of the byte budget at once, so a full outbox does not delete on every
+        # append; by count, drop just the excess.
+        byte_target = excess_bytes + self.settings.max_bytes // 10 if excess_bytes > 0 else 0
+        n = size = 0
+        last = None
+        for seq, length in db.execute("SELECT seq, length(payload) FROM outbox ORDER BY seq"):
+            if n >= excess_count and size >= byte_target:
+                break
+            n, size, last = n + 1, size + length, seq
+        if last is None:
+            return 0, 0
+        db.execute("DELETE FROM outbox WHERE seq <= ?", (last,))
+        _set_meta(db, "dropped", self.dropped + n)
+        return n, size
+
+    def _dropped(self, n: int, size: int, why: str) -> None:
+        self.depth -= n
+        self.bytes -= size
+        self.dropped += n
+        log.warning(
+            "outbox %s: dropped the %d oldest messages (%s); %d dropped in total",
+            self.path,
+            n,
+            why,
+            self.dropped,
+        )
+
+    async def fetch(self, after_seq: int, limit: int, before_seq: int | None = None) -> list[Row]:
+        """Messages with ``after_seq < seq (< before_seq)``, oldest first."""
+        upper = before_seq if before_seq is not None else 2**62
+
+        def query() -> list[Row]:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT seq, topic, payload, created_ms FROM outbox "
+                    "WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?",
+                    (after_seq, upper, limit),
+                )
+                .fetchall()
+            )
+            return [Row(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
+
+        return await self._run(query)
+
+    async def remove(self, seqs: Sequence[int]) -> None:
+        """Forget messages the broker acknowledged."""
+        if not seqs:
+            return
+
+        def delete() -> None:
+            db = self._conn()
+            with _transaction(db):
+                sizes = db.execute(
+                    f"SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox "
+                    f"WHERE seq IN ({','.join('?' * len(seqs))})",
+                    list(seqs),
+                ).fetchone()
+                db.execute(
+                    f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})", list(seqs)
+                )
+            self.depth -= int(sizes[0])
+            self.bytes -= int(sizes[1])
+
+        await self._run(delete)
+
+    async def expire(self, now_ms: int) -> int:
+        """Drop messages older than ``max_age_s``; returns how many."""
+        cutoff = now_ms - int(self.settings.max_age_s * 1000)
+
+        def purge() -> int:
+            db = self._conn()
+            with _transaction(db):
+                n, size = db.execute(
+                    "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox "
+                    "WHERE created_ms < ?",
+                    (cutoff,),
+                ).fetchone()
+                if n:
+                    db.execute("DELETE FROM outbox WHERE created_ms < ?", (cutoff,))
+                    _set_meta(db, "dropped", self.dropped + int(n))
+            if n:
+                self._dropped(int(n), int(size), "older than max_age_s")
+            return int(n)
+
+        return await self._run(purge)
+
+    async def stats(self) -> OutboxStats:
+        def oldest() -> int | None:
+            row = self._conn().execute("SELECT min(created_ms) FROM outbox").fetchone()
+            return int(row[0]) if row[0] is not None else None
+
+        return OutboxStats(self.depth, self.bytes, self.dropped, await self._run(oldest))
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (the connection is in autocommit)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def _set_meta(db: sqlite3.Connection, key: str, value: int) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
