@@ -167,6 +167,12 @@ class ModbusHub:
             client = await self._ensure()
             await self._call(client, "write_registers", address, list(words), device_id=unit_id)
 
+    async def write_register(self, address: int, word: int, unit_id: int) -> None:
+        """FC6: one holding register (devices that lack FC16 still take this)."""
+        async with self._lock:
+            client = await self._ensure()
+            await self._call(client, "write_register", address, word, device_id=unit_id)
+
     async def write_coil(self, address: int, value: bool, unit_id: int) -> None:
         async with self._lock:
             client = await self._ensure()

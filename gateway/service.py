@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.commands import CommandRunner, Target
 from gateway.hub import ModbusHub, hubs_for
 from gateway.outbox import Outbox, Row
 from gateway.poller import DeviceEvent, DevicePoller, now_ms
@@ -23,12 +25,15 @@ from gateway.settings import GatewaySettings
 from shelterwatch import __version__
 from shelterwatch.backoff import Backoff
 from shelterwatch.contract import (
+    CommandAck,
     DeviceData,
     DeviceHealth,
     DeviceState,
     GatewayState,
     OutboxHealth,
     PointInfo,
+    cmd_ack_topic,
+    cmd_topic,
     data_topic,
     device_state_topic,
     gateway_state_topic,
@@ -60,7 +65,7 @@ class Gateway:
         self._prefix = settings.mqtt.prefix
         self._started = time.monotonic()
         self._wakeup = asyncio.Event()
-        self._acked: list[int] = []
+        self._published_seqs: list[int] = []
         self._states: dict[str, DeviceState] = {}
         self._dirty_states: set[str] = set()
         self._profiles: dict[str, Profile] = {}
@@ -68,12 +73,15 @@ class Gateway:
         self.connected = asyncio.Event()
         path = settings.outbox.path or Path("data") / f"{settings.gateway_id}-outbox.db"
         self.outbox = Outbox(path, settings.outbox)
+        self._acks: deque[CommandAck] = deque()
         hubs = hubs_for(settings.devices)  # device id -> its link's hub, one per link
+        targets: dict[str, Target] = {}
         self._hubs: dict[str, ModbusHub] = {hub.name: hub for hub in hubs.values()}
         for device in settings.devices:
             profile = load_profile(device.profile)
             self._profiles[device.id] = profile
             hub = hubs[device.id]
+            targets[device.id] = Target(device, profile, hub)
             self.pollers.append(
                 DevicePoller(
                     device,
@@ -83,6 +91,11 @@ class Gateway:
                     snapshot_interval_s=settings.snapshot_interval_s,
                 )
             )
+
+        cache = settings.commands.replay_cache_path or (
+            Path("data") / f"{settings.gateway_id}-commands.db"
+        )
+        self.commands = CommandRunner(settings.commands, cache, targets, self._queue_ack)
 
     # ---------------------------------------------------------------------------------------
 
@@ -98,9 +111,10 @@ class Gateway:
             self.outbox.path,
         )
         try:
-            async with self.outbox, asyncio.TaskGroup() as tg:
+            async with self.outbox, self.commands, asyncio.TaskGroup() as tg:
                 for poller in self.pollers:
                     tg.create_task(poller.run(), name=f"poll-{poller.config.id}")
+                tg.create_task(self.commands.run(), name="commands")
                 tg.create_task(self._uplink(), name="uplink")
         finally:
             for hub in self._hubs.values():
@@ -136,6 +150,11 @@ class Gateway:
         topic = data_topic(self.settings.gateway_id, event.device, self._prefix)
         await self.outbox.append(topic, build, now_ms())
         self.stats.queued += 1
+        self._wakeup.set()
+
+    def _queue_ack(self, ack: CommandAck) -> None:
+        # Outcomes wait here while the uplink is down and go out first when it is back.
+        self._acks.append(ack)
         self._wakeup.set()
 
     async def gateway_state(self, online: bool = True) -> GatewayState:
@@ -182,7 +201,11 @@ class Gateway:
         while True:
             will = Will(state_topic, self._offline_state().to_json())
             try:
-                async with MqttClient(s.mqtt, f"shelterwatch-{s.gateway_id}", will=will) as mqtt:
+                # A persistent session: commands sent while the gateway restarts wait at the
+                # broker (their expiry keeps a late one from running).
+                async with MqttClient(
+                    s.mqtt, f"shelterwatch-{s.gateway_id}", will=will, persistent=True
+                ) as mqtt:
                     self.stats.connects += 1
                     log.info(
                         "gateway %s connected to %s:%s%s; %d messages wait in the outbox",
@@ -219,8 +242,27 @@ class Gateway:
                 raise
 
     async def _session(self, mqtt: MqttClient, state_topic: str) -> None:
-        # Birth order: gateway state, device states, then data. Snapshots are requested so a
-        # consumer that missed anything gets every point again.
+        # Birth order: subscribe to commands, gateway state, device states, then data.
+        # Snapshots are requested so a consumer that missed anything gets every point again.
+        cmd = cmd_topic(self.settings.gateway_id, self._prefix)
+        await mqtt.subscribe([cmd], qos=1)
+        listener = asyncio.create_task(self._listen(mqtt, cmd), name="command-listener")
+        try:
+            await self._pump(mqtt, state_topic)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    async def _listen(self, mqtt: MqttClient, topic: str) -> None:
+        try:
+            async for message in mqtt.messages():
+                # Brokers may hand over retained messages of other topics (amqtt does).
+                if message.topic == topic:
+                    await self.commands.submit(message.payload)
+        except ConnectError:
+            pass  # the pump notices the disconnect and ends the session
+
+    async def _pump(self, mqtt: MqttClient, state_topic: str) -> None:
         await mqtt.publish(state_topic, (await self.gateway_state()).to_json(), retain=True)
         self._dirty_states.update(self._states)
         for poller in self.pollers:
@@ -234,8 +276,12 @@ class Gateway:
         replay_credit = 0.0
         last_refill = time.monotonic()
         next_state = time.monotonic() + self.settings.state_interval_s
+        ack_topic = cmd_ack_topic(self.settings.gateway_id, self._prefix)
         try:
             while True:
+                while self._acks:
+                    await mqtt.publish(ack_topic, self._acks[0].to_json())
+                    self._acks.popleft()
                 while self._dirty_states:
                     device = self._dirty_states.pop()
                     await mqtt.publish(
@@ -243,7 +289,7 @@ class Gateway:
                         self._states[device].to_json(),
                         retain=True,
                     )
-                await self._flush_acks()
+                await self._forget_published()
                 sent = 0
                 for row in await self.outbox.fetch(live_cursor, _FETCH):
                     await self._send(mqtt, row, historical=False)
@@ -271,7 +317,7 @@ class Gateway:
                     await mqtt.publish(
                         state_topic, (await self.gateway_state()).to_json(), retain=True
                     )
-                if sent:
+                if sent or self._acks:
                     continue
                 # Idle: wait for new data, a disconnect, replay credit or the state timer.
                 timeout = min(1.0, max(0.0, next_state - time.monotonic()))
@@ -313,11 +359,11 @@ class Gateway:
             exc = None if f.cancelled() else f.exception()
             if exc is None and not f.cancelled():
                 self.stats.published += 1
-                self._acked.append(row.seq)
+                self._published_seqs.append(row.seq)
             elif isinstance(exc, PublishRefused):
                 # Retrying cannot help: the broker's ACL or limits say no. Loud, and counted.
                 self.stats.refused += 1
-                self._acked.append(row.seq)
+                self._published_seqs.append(row.seq)
                 log.error(
                     "broker refused %s (seq %d): %s; check this gateway's MQTT login and ACL",
                     row.topic,
@@ -328,10 +374,10 @@ class Gateway:
 
         fut.add_done_callback(done)
 
-    async def _flush_acks(self) -> None:
-        if self._acked:
-            acked, self._acked = self._acked, []
-            await self.outbox.remove(acked)
+    async def _forget_published(self) -> None:
+        if self._published_seqs:
+            done, self._published_seqs = self._published_seqs, []
+            await self.outbox.remove(done)
 
     async def _settle(self, mqtt: MqttClient) -> None:
         # Wait briefly for outstanding PUBACKs, then forget what was acknowledged; the rest
@@ -344,6 +390,6 @@ class Gateway:
                 for _ in range(limit):
                     mqtt.inflight.release()
         try:
-            await self._flush_acks()
+            await self._forget_published()
         except Exception as exc:  # the rows stay; the broker sees them again as duplicates
             log.warning("could not remove acknowledged messages from the outbox: %s", exc)

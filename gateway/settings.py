@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.commands import CommandSettings
 from gateway.outbox import OutboxSettings
 from shelterwatch.config import MqttSettings, ServiceSettings
 from shelterwatch.contract import SLUG_PATTERN
@@ -229,6 +230,7 @@ class GatewaySettings(ServiceSettings):
     # The gateway state, with health, is republished this often.
     state_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     outbox: OutboxSettings = OutboxSettings()
+    commands: CommandSettings = CommandSettings()
 
     @model_validator(mode="after")
     def _unique_devices(self) -> Self:

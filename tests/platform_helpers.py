@@ -33,6 +33,10 @@ def gateways_for(
     for site in fleet.gateway_config(mqtt.host, mqtt.port, mqtt.prefix):
         doc = gateway_yaml(site, mqtt) | kw
         doc.setdefault("outbox", {"path": str(outbox_dir / f"{site['gateway_id']}.db")})
+        doc.setdefault(
+            "commands",
+            {"replay_cache_path": str(outbox_dir / f"{site['gateway_id']}-commands.db")},
+        )
         if interval_s is not None:
             for device in doc["devices"]:
                 device["interval_s"] = interval_s

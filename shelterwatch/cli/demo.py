@@ -109,6 +109,11 @@ async def run_demo(opts: DemoOptions) -> None:
                         "outbox": {
                             "path": str(opts.data_dir / "outbox" / f"{site['gateway_id']}.db")
                         },
+                        "commands": {
+                            "replay_cache_path": str(
+                                opts.data_dir / "outbox" / f"{site['gateway_id']}-commands.db"
+                            )
+                        },
                     }
                 )
             )

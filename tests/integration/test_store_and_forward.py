@@ -84,7 +84,11 @@ async def test_gateway_killed_while_broker_down_delivers_after_restart(
         SqliteStore(tmp_path / "store.db") as store,
     ):
         (site,) = fleet.gateway_config(mqtt.host, mqtt.port, mqtt.prefix)
-        doc = gateway_yaml(site, mqtt) | {"outbox": {"path": str(outbox)}, "snapshot_interval_s": 2}
+        doc = gateway_yaml(site, mqtt) | {
+            "outbox": {"path": str(outbox)},
+            "commands": {"replay_cache_path": str(tmp_path / "commands.db")},
+            "snapshot_interval_s": 2,
+        }
         for device in doc["devices"]:
             device["interval_s"] = 0.5
         config = tmp_path / "gateway.yaml"
