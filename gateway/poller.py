@@ -70,6 +70,7 @@ class DevicePoller:
         self.polls = 0
         self.failures = 0
         self.latency_ms = 0.0  # duration of the last successful poll
+        self._silent_polls = 0  # failed polls in a row
 
     @property
     def requests_per_poll(self) -> int:
@@ -88,7 +89,15 @@ class DevicePoller:
         while True:
             started = loop.time()
             await self.poll_once()
-            await asyncio.sleep(max(0.0, started + self._interval - loop.time()))
+            await asyncio.sleep(max(0.0, started + self._next_interval() - loop.time()))
+
+    def _next_interval(self) -> float:
+        # A silent device is polled less and less often (up to 10 intervals, at most 30 s):
+        # on a serial bus each timeout holds the bus that the other devices need.
+        if self._online is not False or self._silent_polls < 2:
+            return self._interval
+        backoff: float = self._interval * 2.0 ** min(self._silent_polls - 1, 10)
+        return max(self._interval, min(backoff, 10 * self._interval, 30.0))
 
     async def poll_once(self) -> None:
         self.polls += 1
@@ -98,8 +107,10 @@ class DevicePoller:
             values, quality = await self._read_all()
         except TransportError as exc:
             self.failures += 1
+            self._silent_polls += 1
             await self._went_offline(ts, str(exc))
             return
+        self._silent_polls = 0
         self.latency_ms = (time.perf_counter() - started) * 1000
         came_back = self._online is not True
         if came_back and self._online is False:

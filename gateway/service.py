@@ -236,6 +236,8 @@ class Gateway:
                         exc,
                     )
                 failed_before = True
+                # Age limits hold while the broker is away, too.
+                await self.outbox.expire(now_ms())
                 await asyncio.sleep(backoff.next())
             except BaseException:
                 self.connected.clear()
@@ -268,7 +270,9 @@ class Gateway:
         for poller in self.pollers:
             poller.request_snapshot()
         self.connected.set()
-        # Everything already in the outbox is backlog: replayed as historical, in seq order.
+        # Everything already in the outbox is backlog: replayed as historical, in seq order,
+        # once what is too old to keep has gone.
+        await self.outbox.expire(now_ms())
         live_from = self.outbox.next_seq
         live_cursor = live_from - 1
         replay_cursor = -1

@@ -175,6 +175,13 @@ class DeviceConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _no_broadcast_unit(self) -> Self:
+        # Unit 0 is the broadcast address on RTU: every device listens, none answers.
+        if self.unit_id == 0 and self.transport.type != "tcp":
+            raise ValueError("unit_id 0 is the RTU broadcast address; no device answers it")
+        return self
+
+    @model_validator(mode="after")
     def _addresses_fit_base(self) -> Self:
         if self.address_base:
             low = [p.name for p in load_profile(self.profile).points if p.address < 1]

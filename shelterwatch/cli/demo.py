@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from shelterwatch.config import MqttSettings
 from shelterwatch.errors import ConfigError
+from shelterwatch.signing import generate_keypair
 from shelterwatch.store.factory import open_store
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -87,6 +88,7 @@ async def run_demo(opts: DemoOptions) -> None:
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     store_url = f"sqlite:///{(opts.data_dir / 'shelterwatch.db').resolve()}"
     token = secrets.token_urlsafe(24)
+    public_key = _command_keys(opts.data_dir)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -110,9 +112,10 @@ async def run_demo(opts: DemoOptions) -> None:
                             "path": str(opts.data_dir / "outbox" / f"{site['gateway_id']}.db")
                         },
                         "commands": {
+                            "public_key": public_key,
                             "replay_cache_path": str(
                                 opts.data_dir / "outbox" / f"{site['gateway_id']}-commands.db"
-                            )
+                            ),
                         },
                     }
                 )
@@ -158,6 +161,17 @@ async def run_demo(opts: DemoOptions) -> None:
 
 class _Stop(Exception):
     pass
+
+
+def _command_keys(data_dir: Path) -> str:
+    """The demo's command-signing key pair, kept in the data dir; returns the public key."""
+    private_path, public_path = data_dir / "command-key", data_dir / "command-key.pub"
+    if not (private_path.exists() and public_path.exists()):
+        private, public = generate_keypair()
+        private_path.touch(mode=0o600)
+        private_path.write_text(private + "\n", encoding="utf-8")
+        public_path.write_text(public + "\n", encoding="utf-8")
+    return public_path.read_text(encoding="utf-8").strip()
 
 
 def _print_banner(

@@ -72,21 +72,23 @@ def test_float32_nan_is_no_reading(order: Order) -> None:
 
 def test_builtin_water_inlet_pressure_is_a_4_20_ma_input_with_a_valid_range() -> None:
     p = load_profile("water").point("inlet_pressure")
-    assert p.valid_range == (0.0, 1.0)
+    # NAMUR NE 43: 3.8-20.5 mA is a live signal; outside it the loop or transmitter failed.
+    assert p.valid_range == (-0.0125, 1.03125)
     # µA on the wire: 4 mA is 0 MPa, 12 mA half scale, 20 mA full scale.
     assert _decode(p, [4000], 0) == pytest.approx(0.0, abs=1e-12)
     assert _decode(p, [12000], 0) == pytest.approx(0.5)
     assert _decode(p, [20000], 0) == pytest.approx(1.0)
-    # Below 4 mA: a broken wire. Above 20 mA: a shorted or failed transmitter.
-    for broken in (0, 3000, 3990, 20100, 65535):
+    assert _decode(p, [3990], 0) == pytest.approx(-0.000625)  # resting just under 4 mA
+    # Below 3.8 mA: a broken wire. Above 20.5 mA: a shorted or failed transmitter.
+    for broken in (0, 3000, 3790, 20600, 65535):
         with pytest.raises(CodecError, match="outside"):
             _decode(p, [broken], 0)
 
 
 @given(micro_amps=st.integers(0, 0xFFFF))
-def test_4_20_ma_is_bad_exactly_outside_4_to_20_ma(micro_amps: int) -> None:
+def test_4_20_ma_is_bad_exactly_outside_the_namur_range(micro_amps: int) -> None:
     p = load_profile("water").point("inlet_pressure")
-    healthy = 4000 <= micro_amps <= 20000
+    healthy = 3800 <= micro_amps <= 20500
     try:
         value = codec.reading(p, [micro_amps])
     except CodecError:
