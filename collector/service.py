@@ -83,6 +83,12 @@ class Collector:
                     )
                 down = True
                 await asyncio.sleep(backoff.next())
+            except Exception:
+                # A bug must not stop ingest for good. Nothing of the batch was acknowledged,
+                # so the broker delivers it again after the reconnect.
+                self.subscribed.clear()
+                log.exception("collector: unexpected error; reconnecting")
+                await asyncio.sleep(backoff.next())
 
     async def _store_batch(self, batch: Sequence[Message]) -> None:
         now = time.time_ns() // 1_000_000

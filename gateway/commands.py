@@ -286,6 +286,11 @@ class CommandRunner:
             log.warning("command %s failed: %s", cmd.id, exc)
             self._ack(cmd.id, CommandState.FAILED, f"device did not take the write: {exc}")
             return
+        except Exception as exc:
+            # Every command gets an outcome, even when the gateway itself is at fault.
+            log.exception("command %s: unexpected error", cmd.id)
+            self._ack(cmd.id, CommandState.FAILED, f"gateway error: {exc!r}")
+            return
         if ok:
             log.info("command %s succeeded: %s reads %r", cmd.id, plan.verify_point.name, got)
             self._ack(cmd.id, CommandState.SUCCEEDED, f"{plan.verify_point.name} reads {got!r}")

@@ -157,7 +157,7 @@ class ModbusHub:
         async with self._lock:
             client = await self._ensure()
             result = await self._call(client, method, address, count=count, device_id=unit_id)
-        values: list[Any] = list(getattr(result, attr))[:count]
+        values: list[Any] = getattr(result, attr)[:count]
         if len(values) < count:
             raise DeviceTimeout(f"{self.name}: short answer, {len(values)} of {count}")
         return values
@@ -180,9 +180,11 @@ class ModbusHub:
 
     async def _call(self, client: ModbusBaseClient, method: str, *args: Any, **kw: Any) -> Any:
         # Called with the lock held.
-        wait = self._quiet_until - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        pause = self.link.inter_request_pause_s
+        if pause:
+            wait = self._quiet_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
         self.requests += 1
         try:
             result = await getattr(client, method)(*args, **kw)
@@ -199,7 +201,8 @@ class ModbusHub:
             self._drop()
             raise ConnectError(f"{self.name}: {exc}") from exc
         finally:
-            self._quiet_until = time.monotonic() + self.link.inter_request_pause_s
+            if pause:
+                self._quiet_until = time.monotonic() + pause
         if result.isError():
             raise DeviceTimeout(f"{self.name}: device answered with an exception: {result}")
         return result

@@ -64,6 +64,11 @@ class DevicePoller:
         self._blocks: list[ReadBlock] = plan_reads(
             profile.points, max_registers=config.max_registers, gap_fill=config.gap_fill
         )
+        # Decoding settled once per point, not on every poll (the hot path).
+        self._readers: list[list[tuple[str, int, codec.Reader]]] = [
+            [(p.name, off, codec.compile_reader(p)) for p, off in block.points]
+            for block in self._blocks
+        ]
         self._filter = ReportFilter({p.name: p.deadband for p in profile.points})
         self._online: bool | None = None
         self._last_full = -float("inf")
@@ -88,7 +93,18 @@ class DevicePoller:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            await self.poll_once()
+            try:
+                await self.poll_once()
+                # On Python 3.11 pymodbus' wait_for can swallow a cancel that lands together
+                # with the answer; honour it here, or the gateway would never stop.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
+            except Exception:
+                # A bug must not end this device's polling, let alone the gateway: log it with
+                # its traceback, count it, and poll again at the next interval.
+                self.failures += 1
+                log.exception("device %s: unexpected error while polling", self.config.id)
             await asyncio.sleep(max(0.0, started + self._next_interval() - loop.time()))
 
     def _next_interval(self) -> float:
@@ -131,19 +147,19 @@ class DevicePoller:
     async def _read_all(self) -> tuple[dict[str, Value], dict[str, Quality]]:
         values: dict[str, Value] = {}
         quality: dict[str, Quality] = {}
-        for block in self._blocks:
+        for block, readers in zip(self._blocks, self._readers, strict=True):
             raw = await self._hub.read(
                 block.table,
                 self.config.wire_address(block.address),
                 block.count,
                 self.config.unit_id,
             )
-            for point, offset in block.points:
+            for name, offset, read in readers:
                 try:
-                    values[point.name] = _decode(point, raw, offset)
+                    values[name] = read(raw, offset)
                 except CodecError as exc:
-                    quality[point.name] = Quality.BAD
-                    log.debug("device %s point %s: %s", self.config.id, point.name, exc)
+                    quality[name] = Quality.BAD
+                    log.debug("device %s point %s: %s", self.config.id, name, exc)
         return values, quality
 
     async def _went_offline(self, ts: int, error: str) -> None:
@@ -165,5 +181,4 @@ class DevicePoller:
 def _decode(point: Point, raw: list[int] | list[bool], offset: int) -> Value:
     """One point of a block read; CodecError (quality bad) for words that are no reading:
     NaN, one of the point's sentinel values, or a value outside its valid_range."""
-    words = [int(w) for w in raw[offset : offset + point.words]]
-    return codec.reading(point, words)
+    return codec.compile_reader(point)(raw, offset)
