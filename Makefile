@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-# The integration tests start their own Mosquitto and InfluxDB from these Debian packages.
+# The integration tests start their own Mosquitto and InfluxDB from these Debian packages,
+# and use the machine's PostgreSQL (started, and installed if missing, by ensure-postgres.sh).
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto mosquitto-clients"; \
@@ -27,6 +28,7 @@ system-deps:
 	  if [ "$$(id -u)" != 0 ]; then echo "run as root, or install:$$missing" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@scripts/ensure-postgres.sh
 
 demo: $(STAMP)
 	$(BIN)/shelterwatch demo $(DEMO_ARGS)

@@ -8,7 +8,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from control.api import health, sites
+from control.api import audit, auth, commands, health, sites, users
+from control.audit.middleware import AuditMiddleware
+from control.commands import CommandService
+from control.db import Database
 from control.settings import ControlSettings
 from shelterwatch import __version__
 from shelterwatch.store.factory import open_store
@@ -19,10 +22,23 @@ __all__ = ["create_app"]
 def create_app(settings: ControlSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_store(settings.store_url) as store:
-            yield {"store": store, "api_token": settings.api_token.get_secret_value()}
+        async with (
+            Database(settings.database_url) as db,
+            open_store(settings.store_url) as store,
+        ):
+            if settings.migrate_on_start:
+                await db.upgrade()
+            async with CommandService(settings, db) as command_service:
+                yield {
+                    "settings": settings,
+                    "db": db,
+                    "store": store,
+                    "commands": command_service,
+                }
 
     app = FastAPI(title="Shelterwatch control", version=__version__, lifespan=lifespan)
-    app.include_router(health.router)
-    app.include_router(sites.router)
+    for module in (health, auth, users, sites, commands, audit):
+        app.include_router(module.router)
+    # Every mutating request leaves an audit row, whoever handles it.
+    app.add_middleware(AuditMiddleware)
     return app

@@ -135,15 +135,11 @@ def compile_reader(point: Point) -> Reader:
     def read(block: Sequence[int], offset: int) -> Value:
         raw = raw_of(block, offset)
         if point.sentinel and is_sentinel(point, raw):
-            raise CodecError(
-                f"point {point.name!r} reads {raw!r}, the device's 'no reading' value"
-            )
+            raise CodecError(f"point {point.name!r} reads {raw!r}, the device's 'no reading' value")
         value = _engineering(point, raw)
         if point.valid_range is not None and not in_valid_range(point, value):
             low, high = point.valid_range
-            raise CodecError(
-                f"point {point.name!r} reads {value!r}, outside [{low:g}, {high:g}]"
-            )
+            raise CodecError(f"point {point.name!r} reads {value!r}, outside [{low:g}, {high:g}]")
         return value
 
     return read

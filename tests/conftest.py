@@ -7,6 +7,8 @@ ports with everything under pytest's temp dir, and never touch a system Mosquitt
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 from servers import InfluxServer, MosquittoServer, ServerError
 
+from control.db import Database
 from shelterwatch.store.influx import InfluxStore
 from shelterwatch.store.sqlite import SqliteStore
 
@@ -59,3 +62,58 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     """An opened SqliteStore on a new file under tmp_path."""
     async with SqliteStore(tmp_path / "store" / "samples.db") as st:
         yield st
+
+
+# -- the control database: SQLite and PostgreSQL ------------------------------------------------
+
+PG_ADMIN_URL = os.environ.get(
+    "SHELTERWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextlib.asynccontextmanager
+async def pg_test_database() -> AsyncIterator[str]:
+    """A PostgreSQL database of the test's own, dropped afterwards; yields its URL."""
+    import asyncpg  # type: ignore[import-untyped]
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(PG_ADMIN_URL)
+    name = f"sw_test_{uuid.uuid4().hex[:12]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        conn = await asyncpg.connect(dsn)
+    except OSError as exc:
+        pytest.fail(
+            f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({exc}); `make test` starts one",
+            pytrace=False,
+        )
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty control database URL, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'control.db'}"
+        return
+    async with pg_test_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """An opened, migrated control Database, on each backend."""
+    async with Database(database_url) as db:
+        await db.upgrade()
+        yield db

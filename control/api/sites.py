@@ -5,15 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel
 
-from control.api.deps import UNAUTHORIZED, Authenticated, ErrorDetail, StoreDep
+from control.api.deps import FORBIDDEN, UNAUTHORIZED, Allow, ErrorDetail, StoreDep
+from control.auth import Permission
 from shelterwatch.contract import SLUG_PATTERN
 from shelterwatch.store import FieldValue
 
 router = APIRouter(
     prefix="/api/v1/sites",
     tags=["sites"],
-    dependencies=[Authenticated],
-    responses={401: UNAUTHORIZED},
+    dependencies=[Allow(Permission.SITES_READ)],
+    responses={401: UNAUTHORIZED, 403: FORBIDDEN},
 )
 
 

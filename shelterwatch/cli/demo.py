@@ -16,16 +16,20 @@ import socket
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import uvicorn
+import yaml
 from pydantic import SecretStr
 
 from shelterwatch.config import MqttSettings
 from shelterwatch.errors import ConfigError
 from shelterwatch.signing import generate_keypair
 from shelterwatch.store.factory import open_store
+
+if TYPE_CHECKING:
+    from control import ControlSettings
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -87,8 +91,19 @@ async def run_demo(opts: DemoOptions) -> None:
     mqtt = MqttSettings(host=host, port=port, protocol=protocol)
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     store_url = f"sqlite:///{(opts.data_dir / 'shelterwatch.db').resolve()}"
-    token = secrets.token_urlsafe(24)
     public_key = _command_keys(opts.data_dir)
+    control = ControlSettings(
+        mode="development",
+        port=opts.http_port,
+        store_url=store_url,
+        mqtt=mqtt,
+        database_url=f"sqlite:///{(opts.data_dir / 'control.db').resolve()}",
+        command_private_key=SecretStr(
+            (opts.data_dir / "command-key").read_text(encoding="utf-8").strip()
+        ),
+    )
+    control_config = _write_control_config(opts.data_dir, control)
+    passwords = await _demo_users(control)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -128,9 +143,6 @@ async def run_demo(opts: DemoOptions) -> None:
             ),
             store,
         )
-        control = ControlSettings(
-            mode="development", port=opts.http_port, store_url=store_url, api_token=SecretStr(token)
-        )
         server = _Server(
             uvicorn.Config(
                 create_app(control),
@@ -153,7 +165,15 @@ async def run_demo(opts: DemoOptions) -> None:
                     tg.create_task(gw.run(), name=f"gateway-{gw.settings.gateway_id}")
                 tg.create_task(server.serve(), name="control")
                 tg.create_task(stopper(), name="stopper")
-                _print_banner(opts, mqtt, len(fleet.devices), len(gateways), store_url, token)
+                _print_banner(
+                    opts,
+                    mqtt,
+                    len(fleet.devices),
+                    len(gateways),
+                    store_url,
+                    passwords,
+                    control_config,
+                )
         except* _Stop:
             log.info("stopping the demo")
     log.info("demo stopped")
@@ -174,11 +194,83 @@ def _command_keys(data_dir: Path) -> str:
     return public_path.read_text(encoding="utf-8").strip()
 
 
+# One demo user per role, so every part of the console and the API can be tried.
+DEMO_USERS: tuple[tuple[str, str], ...] = (
+    ("admin", "admin"),
+    ("commander", "commander"),
+    ("duty", "duty_officer"),
+    ("maint", "maintainer"),
+    ("viewer", "viewer"),
+)
+
+
+def _write_control_config(data_dir: Path, control: ControlSettings) -> Path:
+    """The demo control service's settings as a file, for `shelterwatch users ... --config`.
+
+    No secret goes in it: development mode needs no signing key to manage users.
+    """
+    path = data_dir / "control.yaml"
+    doc = {"mode": control.mode, "database_url": control.database_url}
+    path.write_text(
+        "# Written by `shelterwatch demo`, for `shelterwatch users ... --config` on its data.\n"
+        + yaml.safe_dump(doc),
+        encoding="utf-8",
+    )
+    return path
+
+
+async def _demo_users(control: ControlSettings) -> dict[str, str] | None:
+    """Create the demo users on a new database; their passwords, or None if they existed.
+
+    The passwords are random and only their argon2 hashes are stored: the banner shows them
+    once, and after that only `shelterwatch users reset-password` gets a new one.
+    """
+    from control.auth import Accounts, Role, hashing_for
+    from control.db import Database
+
+    async with Database(control.database_url) as db:
+        await db.upgrade()
+        accounts = Accounts(db, hashing_for(control))
+        if await accounts.count():
+            return None
+        passwords: dict[str, str] = {}
+        for username, role in DEMO_USERS:
+            passwords[username] = secrets.token_urlsafe(12)
+            await accounts.create(
+                actor="demo",
+                username=username,
+                password=passwords[username],
+                role=Role(role),
+                full_name=f"demo {role.replace('_', ' ')}",
+            )
+        return passwords
+
+
 def _print_banner(
-    opts: DemoOptions, mqtt: MqttSettings, devices: int, gateways: int, store_url: str, token: str
+    opts: DemoOptions,
+    mqtt: MqttSettings,
+    devices: int,
+    gateways: int,
+    store_url: str,
+    passwords: dict[str, str] | None,
+    control_config: Path,
 ) -> None:
     api = f"http://127.0.0.1:{opts.http_port}"
     broker = opts.broker or f"embedded amqtt on mqtt://{mqtt.host}:{mqtt.port}"
+    reset = f"shelterwatch users reset-password <name> --config {control_config}"
+    if passwords is None:
+        names = ", ".join(name for name, _ in DEMO_USERS)
+        users = (
+            f"demo users       {names} exist already (their passwords were shown on the\n"
+            f"                   first start); set a new one with\n                   {reset}"
+        )
+        viewer_password = "<password>"
+    else:
+        lines = [f"{name:<10} {passwords[name]:<18} {role}" for name, role in DEMO_USERS]
+        users = "demo users       (shown only now; only their hashes are stored)\n" + "\n".join(
+            f"                   {line}" for line in lines
+        )
+        viewer_password = passwords["viewer"]
     print(
         f"""
 Shelterwatch demo is running
@@ -186,12 +278,16 @@ Shelterwatch demo is running
   simulated fleet  {opts.shelters} shelters, {opts.sirens} siren posts: {devices} Modbus devices
   gateways         {gateways}, one per site, publishing {mqtt.prefix}/...
   collector        {store_url}
-  control service  {api}   (API token: {token})
+  control service  {api}
+  {users}
 
 Try:
   mosquitto_sub -h {mqtt.host} -p {mqtt.port} -t '{mqtt.prefix}/#' -v
   curl {api}/api/v1/health
-  curl -H 'Authorization: Bearer {token}' {api}/api/v1/sites/shelter-01/latest
+  TOKEN=$(curl -s {api}/api/v1/auth/login -H 'Content-Type: application/json' \\
+      -d '{{"username": "viewer", "password": "{viewer_password}"}}' \\
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites/shelter-01/latest
 
 Ctrl-C stops everything.
 """,

@@ -111,5 +111,17 @@ def control(config: ConfigOption = None) -> None:
     _run(run_control(config))
 
 
+def _add_groups() -> None:
+    from shelterwatch.cli import audit, db, deploy, keys, users
+
+    app.add_typer(users.app, name="users", help="User accounts of the control service.")
+    app.add_typer(audit.app, name="audit", help="The audit trail: verify and export.")
+    app.add_typer(keys.app, name="keys", help="Command-signing keys.")
+    app.add_typer(db.app, name="db", help="The control database.")
+    app.add_typer(deploy.app, name="deploy", help="Deployment files (broker logins and ACL).")
+
+
+_add_groups()
+
 if __name__ == "__main__":
     app()

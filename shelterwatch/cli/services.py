@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from pathlib import Path
 from typing import Annotated
 
 import uvicorn
 import yaml
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from shelterwatch.config import MqttSettings, ServiceSettings, load_settings
 from shelterwatch.store.factory import open_store
@@ -109,14 +108,16 @@ async def run_collector(config: Path | None) -> None:
 
 async def run_control(config: Path | None) -> None:
     from control import ControlSettings, create_app
+    from control.auth import warn_if_no_users
+    from control.db import Database
 
     settings = load_settings(ControlSettings, config)
-    if not settings.api_token.get_secret_value():
-        # Only development mode gets here (production refuses an empty token): make one up
-        # rather than lock everybody out, and say it once.
-        token = secrets.token_urlsafe(24)
-        settings = settings.model_copy(update={"api_token": SecretStr(token)})
-        log.warning("development mode without api_token; this run's API token is %s", token)
+    # Say how to get in before serving: a fresh install has no users, and then no route but
+    # /health answers. (The app applies the same migrations again at start; that is a no-op.)
+    async with Database(settings.database_url) as db:
+        if settings.migrate_on_start:
+            await db.upgrade()
+        await warn_if_no_users(db, settings)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings), host=settings.host, port=settings.port, log_config=None

@@ -1,76 +1,43 @@
 """The control service's HTTP API, served by a real uvicorn on loopback, over both stores.
 
-Each test prefills a store through its own store object, starts the app in-process the way
-``shelterwatch demo`` does (a uvicorn.Server that leaves the signal handlers alone) and talks
-to it with httpx over TCP.
+Each test prefills a store through its own store object, creates a viewer in the control
+database (SQLite and PostgreSQL), starts the app in-process the way ``shelterwatch demo`` does
+(a uvicorn.Server that leaves the signal handlers alone), logs in and talks to it with httpx
+over TCP. Sign-in itself is tested in test_auth.py, who may do what in test_role_matrix.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from control_helpers import PASSWORDS, bearer, control_settings, create_users, login, serve
 from fastapi.routing import APIRoute
-from pydantic import SecretStr, ValidationError
-from servers import InfluxServer, wait_until
+from pydantic import ValidationError
+from servers import InfluxServer
 
 from control import ControlSettings, create_app
+from control.auth import Role
 from shelterwatch.config import ENV_PREFIX, load_settings
 from shelterwatch.errors import ConfigError
+from shelterwatch.signing import generate_keypair
 from shelterwatch.store.base import DeviceStatus, FieldValue, Sample
 from shelterwatch.store.factory import open_store
 from shelterwatch.store.influx import InfluxStore
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "t0k3n-" + "x" * 26  # 32 characters
 SITE = "shelter-01"
 OTHER_SITE = "shelter-02"
 GW = "gw-shelter-01"
 T0 = 1_700_000_000_000
 HEALTH = "/api/v1/health"
-
-
-class _Server(uvicorn.Server):
-    # The test owns the event loop and Ctrl-C; uvicorn must not take the signal handlers over.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serve(settings: ControlSettings) -> AsyncIterator[str]:
-    """Run the control app on a free loopback port; yield its base URL."""
-    app = create_app(settings)
-    # Port 0: the kernel picks a free port at bind time, so no other process can take it
-    # between choosing and binding (free_port() leaves that window open).
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
-
-    async def run() -> None:
-        try:
-            await server.serve()
-        except SystemExit as exc:  # uvicorn's answer to a failed start-up
-            raise RuntimeError(f"the control service failed to start (exit {exc.code})") from exc
-
-    task = asyncio.create_task(run(), name="control-api")
-    try:
-        await wait_until(lambda: server.started or task.done(), 15, "the control service")
-        if task.done():
-            task.result()  # raises what stopped it
-            raise RuntimeError("the control service stopped during start-up")
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
 
 
 @pytest.fixture(autouse=True)
@@ -185,38 +152,36 @@ EXPECTED_LATEST: dict[str, Any] = {
 }
 
 
-def _settings(store_url: str, **overrides: Any) -> ControlSettings:
-    values: dict[str, Any] = {
-        "mode": "production",
-        "store_url": store_url,
-        "api_token": SecretStr(TOKEN),
-    }
-    return ControlSettings(**(values | overrides))
+@dataclass(frozen=True)
+class Api:
+    client: httpx.AsyncClient
+    token: str  # a viewer's: the least role that reads sites
 
 
 @pytest.fixture
-async def api(store_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on a running control service whose store holds the samples above."""
+async def api(store_url: str, database_url: str) -> AsyncIterator[Api]:
+    """A viewer's client on a running control service whose store holds the samples above."""
     await _prefill(store_url)
+    settings = control_settings(database_url, store_url)
+    await create_users(settings, (Role.VIEWER,))
     async with (
-        serve(_settings(store_url)) as base_url,
+        serve(settings) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=10) as client,
     ):
-        yield client
+        yield Api(client, await login(client, "viewer", PASSWORDS[Role.VIEWER]))
 
 
-def _auth(token: str = TOKEN) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+def _auth(token: str) -> dict[str, str]:
+    return bearer(token)
 
 
 def _assert_unauthorized(resp: httpx.Response) -> None:
     assert resp.status_code == 401, resp.text
     assert resp.headers.get("www-authenticate") == "Bearer"
-    assert TOKEN not in resp.text
 
 
-async def test_health_is_open(api: httpx.AsyncClient) -> None:
-    resp = await api.get(HEALTH)
+async def test_health_is_open(api: Api) -> None:
+    resp = await api.client.get(HEALTH)
     assert resp.status_code == 200
     body = resp.json()
     assert body["status"] == "ok"
@@ -224,27 +189,29 @@ async def test_health_is_open(api: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize("path", ["/api/v1/sites", f"/api/v1/sites/{SITE}/latest"])
-async def test_sites_need_the_token(api: httpx.AsyncClient, path: str) -> None:
-    _assert_unauthorized(await api.get(path))
-    _assert_unauthorized(await api.get(path, headers=_auth("wrong-" + TOKEN[6:])))
-    _assert_unauthorized(await api.get(path, headers=_auth(TOKEN[:-1])))  # a prefix
-    _assert_unauthorized(await api.get(path, headers=_auth(TOKEN + "x")))  # an extension
-    _assert_unauthorized(await api.get(path, headers={"Authorization": "Bearer"}))
+async def test_sites_need_the_token(api: Api, path: str) -> None:
+    _assert_unauthorized(await api.client.get(path))
+    token = api.token
+    wrong = ("A" if token[0] != "A" else "B") + token[1:]
+    _assert_unauthorized(await api.client.get(path, headers=_auth(wrong)))
+    _assert_unauthorized(await api.client.get(path, headers=_auth(token[:-1])))  # a prefix
+    _assert_unauthorized(await api.client.get(path, headers=_auth(token + "x")))  # an extension
+    _assert_unauthorized(await api.client.get(path, headers={"Authorization": "Bearer"}))
     # The right token under another scheme is no bearer token.
-    _assert_unauthorized(await api.get(path, headers={"Authorization": f"Basic {TOKEN}"}))
-    _assert_unauthorized(await api.get(path, headers={"X-Api-Token": TOKEN}))
-    ok = await api.get(path, headers=_auth())
+    _assert_unauthorized(await api.client.get(path, headers={"Authorization": f"Basic {token}"}))
+    _assert_unauthorized(await api.client.get(path, headers={"X-Api-Token": token}))
+    ok = await api.client.get(path, headers=_auth(api.token))
     assert ok.status_code == 200, ok.text
 
 
-async def test_sites_lists_every_site(api: httpx.AsyncClient) -> None:
-    resp = await api.get("/api/v1/sites", headers=_auth())
+async def test_sites_lists_every_site(api: Api) -> None:
+    resp = await api.client.get("/api/v1/sites", headers=_auth(api.token))
     assert resp.status_code == 200
     assert resp.json() == [SITE, OTHER_SITE]
 
 
-async def test_latest_has_the_newest_values_with_units(api: httpx.AsyncClient) -> None:
-    resp = await api.get(f"/api/v1/sites/{SITE}/latest", headers=_auth())
+async def test_latest_has_the_newest_values_with_units(api: Api) -> None:
+    resp = await api.client.get(f"/api/v1/sites/{SITE}/latest", headers=_auth(api.token))
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
     body = resp.json()
@@ -261,12 +228,12 @@ async def test_latest_has_the_newest_values_with_units(api: httpx.AsyncClient) -
     assert type(door["position"]["value"]) is int
 
 
-async def test_latest_of_an_unknown_site_is_404(api: httpx.AsyncClient) -> None:
-    resp = await api.get("/api/v1/sites/shelter-99/latest", headers=_auth())
+async def test_latest_of_an_unknown_site_is_404(api: Api) -> None:
+    resp = await api.client.get("/api/v1/sites/shelter-99/latest", headers=_auth(api.token))
     assert resp.status_code == 404
     assert "shelter-99" in resp.json()["detail"]
     # The longest valid slug is a well-formed name too: unknown, not invalid.
-    resp = await api.get(f"/api/v1/sites/{'a' * 64}/latest", headers=_auth())
+    resp = await api.client.get(f"/api/v1/sites/{'a' * 64}/latest", headers=_auth(api.token))
     assert resp.status_code == 404
 
 
@@ -280,11 +247,11 @@ async def test_latest_of_an_unknown_site_is_404(api: httpx.AsyncClient) -> None:
         "a" * 65,
     ],
 )
-async def test_latest_refuses_an_invalid_site_name(api: httpx.AsyncClient, site: str) -> None:
-    resp = await api.get(f"/api/v1/sites/{site}/latest", headers=_auth())
+async def test_latest_refuses_an_invalid_site_name(api: Api, site: str) -> None:
+    resp = await api.client.get(f"/api/v1/sites/{site}/latest", headers=_auth(api.token))
     assert resp.status_code == 422, resp.text
     # Without the token the answer is 401 all the same: validation reveals nothing first.
-    _assert_unauthorized(await api.get(f"/api/v1/sites/{site}/latest"))
+    _assert_unauthorized(await api.client.get(f"/api/v1/sites/{site}/latest"))
 
 
 def _example_path(path: str) -> str:
@@ -296,10 +263,18 @@ def _example_path(path: str) -> str:
     return out
 
 
-async def test_every_route_but_health_needs_the_token(store_url: str) -> None:
-    """A route added later cannot ship without authentication unnoticed."""
+PUBLIC = {("get", HEALTH), ("post", "/api/v1/auth/login")}
+
+
+async def test_every_route_but_health_and_login_needs_a_login(
+    store_url: str, database_url: str
+) -> None:
+    """A route added later cannot ship without authentication unnoticed.
+
+    (Which role may call what is test_role_matrix.py's table; this is the floor under it.)
+    """
     await _prefill(store_url)
-    settings = _settings(store_url)
+    settings = control_settings(database_url, store_url)
     async with (
         serve(settings) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=10) as client,
@@ -312,18 +287,23 @@ async def test_every_route_but_health_needs_the_token(store_url: str) -> None:
                     continue
                 url = _example_path(path)
                 resp = await client.request(method.upper(), url)
-                if path == HEALTH:
-                    assert resp.status_code == 200, f"{method} {path}: {resp.status_code}"
+                if (method, path) in PUBLIC:
+                    assert resp.status_code not in (401, 403), f"{method} {path}"
                     continue
                 assert resp.status_code == 401, (
                     f"{method.upper()} {path} answered {resp.status_code}"
                 )
                 assert resp.headers.get("www-authenticate") == "Bearer"
-                wrong = await client.request(method.upper(), url, headers=_auth("x" * 32))
+                wrong = await client.request(method.upper(), url, headers=_auth("x" * 43))
                 assert wrong.status_code == 401, f"{method.upper()} {path} with a wrong token"
+                forged = await client.request(
+                    method.upper(), url, headers={"Cookie": f"{settings.cookie_name}={'x' * 43}"}
+                )
+                assert forged.status_code == 401, f"{method.upper()} {path} with a wrong cookie"
                 checked.append(f"{method.upper()} {path}")
         assert "GET /api/v1/sites" in checked
         assert "GET /api/v1/sites/{site}/latest" in checked
+        assert "GET /api/v1/users" in checked
 
     # Routes hidden from the spec (include_in_schema=False) would escape the loop above.
     app = create_app(settings)
@@ -337,9 +317,11 @@ async def test_every_route_but_health_needs_the_token(store_url: str) -> None:
     assert api_routes <= in_spec, f"routes missing from the OpenAPI spec: {api_routes - in_spec}"
 
 
-async def test_development_mode_without_a_token_refuses_everyone(tmp_path: Path) -> None:
+async def test_without_users_nobody_gets_in(tmp_path: Path) -> None:
     settings = ControlSettings(
-        mode="development", store_url=f"sqlite:///{tmp_path / 'dev.db'}", api_token=SecretStr("")
+        mode="development",
+        store_url=f"sqlite:///{tmp_path / 'dev.db'}",
+        database_url=f"sqlite:///{tmp_path / 'control.db'}",
     )
     async with (
         serve(settings) as base_url,
@@ -348,31 +330,39 @@ async def test_development_mode_without_a_token_refuses_everyone(tmp_path: Path)
         assert (await client.get(HEALTH)).status_code == 200
         for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": 'Bearer ""'}):
             _assert_unauthorized(await client.get("/api/v1/sites", headers=headers))
-
-
-def test_production_needs_a_long_token(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'x.db'}"
-    with pytest.raises(ValidationError, match="api_token"):
-        ControlSettings(mode="production", store_url=url)
-    with pytest.raises(ValidationError, match="api_token"):
-        ControlSettings(store_url=url)  # production is the default
-    with pytest.raises(ValidationError, match="api_token"):
-        ControlSettings(mode="production", store_url=url, api_token=SecretStr("x" * 23))
-    for length in (24, 32):
-        settings = ControlSettings(
-            mode="production", store_url=url, api_token=SecretStr("k" * length)
+        refused = await client.post(
+            "/api/v1/auth/login", json={"username": "admin", "password": "admin"}
         )
-        assert settings.api_token.get_secret_value() == "k" * length
+        assert refused.status_code == 401
+
+
+def test_production_needs_a_signing_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with pytest.raises(ValidationError, match="command_private_key"):
+        ControlSettings(mode="production", store_url=url)
+    with pytest.raises(ValidationError, match="command_private_key"):
+        ControlSettings(store_url=url)  # production is the default
     # Through the loader (YAML + environment), the same refusal is a ConfigError.
-    with pytest.raises(ConfigError, match="api_token"):
+    with pytest.raises(ConfigError, match="command_private_key"):
         load_settings(ControlSettings, store_url=url)
+    # Development may run without one (it then signs no commands).
+    assert ControlSettings(mode="development", store_url=url).mode == "development"
 
 
-def test_production_token_from_the_environment(
+def test_the_shared_api_token_is_gone(tmp_path: Path) -> None:
+    # People sign in now; a leftover api_token in a settings file is an error, not ignored.
+    with pytest.raises(ValidationError, match="api_token"):
+        ControlSettings(  # type: ignore[call-arg]
+            mode="development", store_url=f"sqlite:///{tmp_path / 'x.db'}", api_token="x" * 32
+        )
+
+
+def test_production_key_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(f"{ENV_PREFIX}API_TOKEN", TOKEN)
+    key = generate_keypair()[0]
+    monkeypatch.setenv(f"{ENV_PREFIX}COMMAND_PRIVATE_KEY", key)
     settings = load_settings(ControlSettings, store_url=f"sqlite:///{tmp_path / 'x.db'}")
     assert settings.mode == "production"
-    assert settings.api_token.get_secret_value() == TOKEN
-    assert TOKEN not in repr(settings)
+    assert settings.command_private_key.get_secret_value() == key
+    assert key not in repr(settings)

@@ -13,6 +13,8 @@ from servers import free_port, wait_until
 
 from shelterwatch.contract import TopicKind, parse_topic
 
+USER_LINE = r"^ +(admin|commander|duty|maint|viewer) +(\S+) +\w+$"
+
 
 async def test_demo_brings_up_the_platform(tmp_path: Path) -> None:
     mqtt_port, http_port = free_port(), free_port()
@@ -47,8 +49,12 @@ async def test_demo_brings_up_the_platform(tmp_path: Path) -> None:
         await wait_until(
             lambda: any("Ctrl-C stops everything" in line for line in output), 60, "the demo banner"
         )
-        token = re.search(r"API token: ([\w-]+)", "".join(output))
-        assert token, "".join(output)
+        banner = "".join(output)
+        # One user per role, each with a password shown once; the viewer is enough here.
+        users = dict(
+            re.findall(r"^ +(admin|commander|duty|maint|viewer) +(\S+) +\w+$", banner, re.M)
+        )
+        assert set(users) == {"admin", "commander", "duty", "maint", "viewer"}, banner
         # A plain mosquitto_sub sees contract messages from every simulated device.
         sub = await asyncio.create_subprocess_exec(
             "mosquitto_sub",
@@ -88,7 +94,13 @@ async def test_demo_brings_up_the_platform(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=base, timeout=5) as http:
             assert (await http.get("/api/v1/health")).json()["status"] == "ok"
             assert (await http.get("/api/v1/sites/shelter-01/latest")).status_code == 401
-            auth = {"Authorization": f"Bearer {token.group(1)}"}
+            # As the banner's curl example does: log in, then use the bearer token.
+            resp = await http.post(
+                "/api/v1/auth/login", json={"username": "viewer", "password": users["viewer"]}
+            )
+            assert resp.status_code == 200, resp.text
+            auth = {"Authorization": f"Bearer {resp.json()['access_token']}"}
+            assert (await http.get("/api/v1/users", headers=auth)).status_code == 403
 
             async def latest_complete() -> bool:
                 r = await http.get("/api/v1/sites/shelter-01/latest", headers=auth)
@@ -115,3 +127,75 @@ async def test_demo_brings_up_the_platform(tmp_path: Path) -> None:
         await reader
     assert code == 0, "".join(output[-30:])
     assert "demo stopped" in "".join(output)
+    # Nothing readable is kept: only argon2 hashes of the passwords, in the control database.
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(pw.encode() in data for pw in users.values()), path
+
+
+async def _banner_of_a_run(data_dir: Path) -> str:
+    """Start the demo, wait for its banner and its API, stop it; return what it printed."""
+    http_port = free_port()
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shelterwatch.cli.main",
+        "demo",
+        "--mqtt-port",
+        str(free_port()),
+        "--http-port",
+        str(http_port),
+        "--data-dir",
+        str(data_dir),
+        "--shelters",
+        "1",
+        "--sirens",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output: list[str] = []
+
+    async def read_output() -> None:
+        assert demo.stdout is not None
+        async for line in demo.stdout:
+            output.append(line.decode(errors="replace"))
+
+    reader = asyncio.create_task(read_output())
+    try:
+        await wait_until(
+            lambda: any("Ctrl-C stops everything" in line for line in output), 60, "the banner"
+        )
+
+        async def api_up() -> bool:
+            async with httpx.AsyncClient(timeout=2) as http:
+                try:
+                    resp = await http.get(f"http://127.0.0.1:{http_port}/api/v1/health")
+                except httpx.TransportError:
+                    return False
+                return resp.status_code == 200
+
+        await wait_until(api_up, 30, "the demo's control service")
+    finally:
+        if demo.returncode is None:
+            demo.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(demo.wait(), 20)
+        except TimeoutError:
+            demo.kill()
+            await demo.wait()
+            raise
+        await reader
+    return "".join(output)
+
+
+async def test_a_second_start_keeps_the_users_and_shows_no_passwords(tmp_path: Path) -> None:
+    first = await _banner_of_a_run(tmp_path / "data")
+    passwords = dict(re.findall(USER_LINE, first, re.M))
+    assert len(passwords) == 5, first
+    second = await _banner_of_a_run(tmp_path / "data")
+    assert not re.findall(USER_LINE, second, re.M), second
+    assert not any(pw in second for pw in passwords.values())
+    assert "exist already" in second
+    assert f"shelterwatch users reset-password <name> --config {tmp_path / 'data'}" in second

@@ -2,7 +2,8 @@
 
 The production config is used as it is, with only what must differ in a test changed: its
 listeners are replaced by one on a free loopback port, and its files (password file, ACL,
-persistence, log) are moved into the test's directory.
+persistence, log) are moved into the test's directory. It runs twice: with the static example
+ACL and hand-made logins, and with the files `shelterwatch deploy mqtt` generates for a fleet.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -91,25 +93,14 @@ def _accepts(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+@contextlib.contextmanager
+def mosquitto_in(tmp: Path, passwords: dict[str, str]) -> Iterator[Broker]:
+    """The production config, run with the ``passwd`` and ``aclfile`` found in ``tmp``."""
     try:
         binary = find_binary(MOSQUITTO_CANDIDATES, "mosquitto")
-        passwd_tool = find_binary(("/usr/bin/mosquitto_passwd", "mosquitto_passwd"), "mosquitto")
     except ServerError as exc:
         pytest.fail(f"{exc}\n(`make test` installs mosquitto)", pytrace=False)
-    tmp = tmp_path_factory.mktemp("deploy-mosquitto")
-    (tmp / "persistence").mkdir()
-    shutil.copy(DEPLOY / "aclfile", tmp / "aclfile")
-    passwords = {user: secrets.token_urlsafe(16) for user in USERS}
-    for i, (user, password) in enumerate(passwords.items()):
-        create = ["-c"] if i == 0 else []
-        subprocess.run(
-            [passwd_tool, "-b", *create, str(tmp / "passwd"), user, password],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
+    (tmp / "persistence").mkdir(exist_ok=True)
     port = free_port()
     conf = tmp / "mosquitto.conf"
     conf.write_text(
@@ -150,6 +141,29 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """The static example ACL (deploy/mosquitto/aclfile), logins made by hand as the README
+    shows."""
+    try:
+        passwd_tool = find_binary(("/usr/bin/mosquitto_passwd", "mosquitto_passwd"), "mosquitto")
+    except ServerError as exc:
+        pytest.fail(f"{exc}\n(`make test` installs mosquitto)", pytrace=False)
+    tmp = tmp_path_factory.mktemp("deploy-mosquitto")
+    shutil.copy(DEPLOY / "aclfile", tmp / "aclfile")
+    passwords = {user: secrets.token_urlsafe(16) for user in USERS}
+    for i, (user, password) in enumerate(passwords.items()):
+        create = ["-c"] if i == 0 else []
+        subprocess.run(
+            [passwd_tool, "-b", *create, str(tmp / "passwd"), user, password],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+    with mosquitto_in(tmp, passwords) as running_broker:
+        yield running_broker
 
 
 @contextlib.asynccontextmanager
@@ -357,3 +371,144 @@ def test_mqtt5_denied_publish_gets_not_authorised(broker: Broker) -> None:
     # Success, or 0x10 "no matching subscribers" (nobody listens here): both below 0x80.
     assert codes[allowed] < 0x80
     assert codes[denied] == 0x87
+
+
+# --- the files `shelterwatch deploy mqtt` generates ---------------------------------------------
+
+GW_B = "gw-shelter-02"
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """Mosquitto with the generated passwd and aclfile; passwords read back from the
+    generated credentials files, as each service would get them."""
+    tmp = tmp_path_factory.mktemp("deploy-generated")
+    fleet = tmp / "fleet.yaml"
+    fleet.write_text(f"gateways: [{GW}, {GW_B}]\n", encoding="utf-8")
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "shelterwatch.cli.main", "deploy", "mqtt"),
+            *("--fleet", str(fleet), "--out", str(tmp), "--hasher", "mosquitto_passwd"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    passwords = {}
+    for env in sorted((tmp / "credentials").glob("*.env")):
+        values = dict(line.split("=", 1) for line in env.read_text().splitlines())
+        passwords[values["SHELTERWATCH_MQTT__USERNAME"]] = values["SHELTERWATCH_MQTT__PASSWORD"]
+    assert set(passwords) == {GW, GW_B, "collector", "control"}
+    with mosquitto_in(tmp, passwords) as running_broker:
+        yield running_broker
+
+
+async def test_generated_logins_connect_and_strangers_do_not(generated: Broker) -> None:
+    for user in generated.passwords:
+        async with MqttClient(generated.settings(user), f"gen-login-{user}") as client:
+            assert client.connected
+    with pytest.raises(ConnectError, match="refused"):
+        async with MqttClient(generated.settings(GW, generated.passwords[GW_B]), "gen-swap"):
+            pass
+
+
+@pytest.mark.parametrize("protocol", [5, 4])
+async def test_generated_gateway_cannot_publish_as_another(
+    generated: Broker, protocol: int
+) -> None:
+    own = f"{PREFIX}/gw/{GW}/dev/door/data"
+    forged = [
+        f"{PREFIX}/gw/{GW_B}/dev/door/data",
+        f"{PREFIX}/gw/{GW_B}/dev/door/state",
+        f"{PREFIX}/gw/{GW_B}/state",
+        f"{PREFIX}/gw/{GW_B}/cmd/ack",
+    ]
+    own_ack = f"{PREFIX}/gw/{GW}/cmd/ack"
+    seen: list[Message] = []
+    async with (
+        connected(
+            generated.settings("control"),
+            f"gen-control-{protocol}",
+            [f"{PREFIX}/gw/+/state", f"{PREFIX}/gw/+/dev/+/+", f"{PREFIX}/gw/+/cmd/ack"],
+        ) as control,
+        connected(generated.settings(GW, protocol=protocol), f"gen-{GW}-{protocol}") as gw,
+    ):
+        await gw.publish(own, b"{}")
+        await wait_for_topic(control, own, seen)
+        for topic in forged:
+            await publish_denied(gw, topic, b"{}")
+        await gw.publish(own_ack, b"{}")  # positive control, after the denied ones
+        await wait_for_topic(control, own_ack, seen)
+        await asyncio.sleep(GRACE_S)
+        seen.extend(received(control))
+    topics = {m.topic for m in seen}
+    assert topics & set(forged) == set(), f"a gateway published as another: {topics}"
+
+
+async def test_generated_gateway_cannot_publish_any_command(generated: Broker) -> None:
+    own_cmd = f"{PREFIX}/gw/{GW}/cmd"
+    other_cmd = f"{PREFIX}/gw/{GW_B}/cmd"
+    a_seen: list[Message] = []
+    b_seen: list[Message] = []
+    async with (
+        connected(generated.settings(GW), f"gen-{GW}-cmd", [own_cmd]) as gw_a,
+        connected(generated.settings(GW_B), f"gen-{GW_B}-cmd", [other_cmd]) as gw_b,
+        connected(generated.settings("control"), "gen-control-cmd") as control,
+    ):
+        # Not even to itself: a gateway login must not be able to order its own devices.
+        await publish_denied(gw_a, own_cmd, b'{"id": "self"}')
+        await publish_denied(gw_a, other_cmd, b'{"id": "lateral"}')
+        await control.publish(own_cmd, b'{"id": "from-control-a"}')
+        await control.publish(other_cmd, b'{"id": "from-control-b"}')
+        await wait_for_topic(gw_a, own_cmd, a_seen)
+        await wait_for_topic(gw_b, other_cmd, b_seen)
+        await asyncio.sleep(GRACE_S)
+        a_seen.extend(received(gw_a))
+        b_seen.extend(received(gw_b))
+    assert [m.payload for m in a_seen] == [b'{"id": "from-control-a"}']
+    assert [m.payload for m in b_seen] == [b'{"id": "from-control-b"}']
+
+
+async def test_generated_gateway_cannot_read_another_gateways_commands(generated: Broker) -> None:
+    own_cmd = f"{PREFIX}/gw/{GW}/cmd"
+    other_cmd = f"{PREFIX}/gw/{GW_B}/cmd"
+    seen: list[Message] = []
+    async with (
+        connected(generated.settings(GW), f"gen-{GW}-all", [f"{PREFIX}/#"]) as gw,
+        connected(generated.settings("control"), "gen-control-read") as control,
+    ):
+        await control.publish(other_cmd, b"{}")
+        await control.publish(own_cmd, b"{}")
+        await wait_for_topic(gw, own_cmd, seen)
+        await asyncio.sleep(GRACE_S)
+        seen.extend(received(gw))
+    assert other_cmd not in [m.topic for m in seen]
+
+
+async def test_generated_collector_cannot_publish_commands_and_control_can(
+    generated: Broker,
+) -> None:
+    cmd = f"{PREFIX}/gw/{GW}/cmd"
+    ack = f"{PREFIX}/gw/{GW}/cmd/ack"
+    alert = f"{PREFIX}/alert/shelter-01/co2_high/env"
+    gw_seen: list[Message] = []
+    control_seen: list[Message] = []
+    async with (
+        connected(generated.settings(GW), f"gen-{GW}-c", [cmd]) as gw,
+        connected(
+            generated.settings("control"), "gen-control-c", [ack, f"{PREFIX}/alert/#"]
+        ) as ctl,
+        connected(generated.settings("collector"), "gen-collector-c") as collector,
+    ):
+        await publish_denied(collector, cmd, b'{"id": "from-collector"}')
+        await publish_denied(collector, f"{PREFIX}/gw/{GW}/dev/door/data", b"{}")
+        await collector.publish(alert, b'{"active": true}')  # what the collector may publish
+        await ctl.publish(cmd, b'{"id": "from-control"}')
+        await wait_for_topic(gw, cmd, gw_seen)
+        await gw.publish(ack, b'{"id": "from-control", "state": "accepted"}')
+        await wait_for_topic(ctl, ack, control_seen)
+        await wait_for_topic(ctl, alert, control_seen)
+        await asyncio.sleep(GRACE_S)
+        gw_seen.extend(received(gw))
+    assert [m.payload for m in gw_seen if m.topic == cmd] == [b'{"id": "from-control"}']

@@ -110,8 +110,11 @@ def test_bad_points_carry_no_value() -> None:
             assert not set(data.quality) & set(data.values), topic
 
 
-def test_doc_states_the_acl_pattern_and_prefix() -> None:
+def test_doc_states_the_acl_and_prefix() -> None:
     text = DOC.read_text(encoding="utf-8")
-    assert "pattern readwrite shelterwatch/v1/gw/%u/#" in text
+    # The generated ACL's rules for one gateway: never its own command topic for writing.
+    assert "topic read shelterwatch/v1/gw/gw-shelter-01/cmd" in text
+    assert "topic write shelterwatch/v1/gw/gw-shelter-01/cmd\n" not in text
+    assert "pattern readwrite" not in text
     assert "[a-z0-9][a-z0-9_-]{0,63}" in text
     assert "shelterwatch/v2" in text

@@ -15,9 +15,9 @@ from shelterwatch.cli.services import SimSettings
 from shelterwatch.config import load_settings
 from shelterwatch.errors import ConfigError
 from shelterwatch.profiles import load_profile
+from shelterwatch.signing import generate_keypair
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
-TOKEN = "x" * 8 + "example-test-token-not-a-secret"
 
 
 @pytest.fixture(autouse=True)
@@ -84,14 +84,17 @@ def test_collector_example() -> None:
 
 
 def test_control_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHELTERWATCH_API_TOKEN", TOKEN)
+    private, public = generate_keypair()
+    monkeypatch.setenv("SHELTERWATCH_COMMAND_PRIVATE_KEY", private)
     s = load_settings(ControlSettings, EXAMPLES / "control.yaml")
     assert s.mode == "production"
-    assert s.api_token.get_secret_value() == TOKEN
+    assert s.command_private_key.get_secret_value() == private
+    assert s.mqtt.username == "control" and s.mqtt.password is None
+    assert public
 
 
-def test_control_example_refuses_to_start_without_a_token() -> None:
-    with pytest.raises(ConfigError, match="api_token") as info:
+def test_control_example_refuses_to_start_without_a_signing_key() -> None:
+    with pytest.raises(ConfigError, match="command_private_key") as info:
         load_settings(ControlSettings, EXAMPLES / "control.yaml")
     assert "control.yaml" in str(info.value)
 
@@ -107,6 +110,6 @@ def test_examples_hold_no_secrets(name: str) -> None:
             return [k for v in node for k in keys(v)]
         return []
 
-    found = {"password", "api_token", "token", "secret"} & set(keys(data))
+    found = {"password", "api_token", "token", "secret", "command_private_key"} & set(keys(data))
     assert not found, f"{name} sets {found}; secrets come from SHELTERWATCH_* variables"
     assert "@" not in str(data.get("store_url", "")), "credentials in store_url"

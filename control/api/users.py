@@ -1,0 +1,164 @@
+"""User accounts: list, create, change role, reset password, disable and enable. Admins only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Response, status
+from pydantic import BaseModel, Field
+
+from control.api.deps import (
+    BAD_JSON,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    AccountsDep,
+    Allow,
+    ErrorDetail,
+)
+from control.auth import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    USERNAME_PATTERN,
+    AuthError,
+    BadPassword,
+    BadUsername,
+    LastAdmin,
+    Permission,
+    Principal,
+    Role,
+    UserExists,
+    UserInfo,
+    UserNotFound,
+)
+
+__all__ = ["UserPublic", "router"]
+
+router = APIRouter(
+    prefix="/api/v1/users",
+    tags=["users"],
+    responses={401: UNAUTHORIZED, 403: FORBIDDEN},
+)
+
+Admin = Annotated[Principal, Allow(Permission.USERS_MANAGE)]
+Username = Annotated[str, Path(pattern=USERNAME_PATTERN, max_length=64)]
+Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such user", "model": ErrorDetail}
+}
+_LAST_ADMIN: dict[int | str, dict[str, Any]] = {
+    409: {"description": "It would leave no active admin", "model": ErrorDetail}
+}
+
+
+class UserPublic(BaseModel):
+    username: str
+    full_name: str
+    role: Role
+    active: bool
+    failed_logins: int
+    locked_until_ms: int | None
+    created_ms: int
+    password_changed_ms: int
+
+    @classmethod
+    def of(cls, info: UserInfo) -> UserPublic:
+        return cls(**info.__dict__)
+
+
+class UserCreate(BaseModel):
+    username: Annotated[str, Field(pattern=USERNAME_PATTERN, max_length=64)]
+    full_name: Annotated[str, Field(max_length=200)] = ""
+    role: Role
+    password: Password
+
+
+class RoleChange(BaseModel):
+    role: Role
+
+
+class PasswordReset(BaseModel):
+    password: Password
+
+
+def _http_error(exc: AuthError) -> HTTPException:
+    code = {
+        UserNotFound: status.HTTP_404_NOT_FOUND,
+        UserExists: status.HTTP_409_CONFLICT,
+        LastAdmin: status.HTTP_409_CONFLICT,
+        # The request models already enforce these; the service checks again for the CLI.
+        BadUsername: status.HTTP_422_UNPROCESSABLE_CONTENT,
+        BadPassword: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    }.get(type(exc), status.HTTP_400_BAD_REQUEST)
+    return HTTPException(code, str(exc))
+
+
+@router.get("")
+async def list_users(admin: Admin, accounts: AccountsDep) -> list[UserPublic]:
+    return [UserPublic.of(u) for u in await accounts.list()]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=BAD_JSON | {409: {"description": "The username is taken", "model": ErrorDetail}},
+)
+async def create_user(admin: Admin, accounts: AccountsDep, body: UserCreate) -> UserPublic:
+    try:
+        info = await accounts.create(
+            actor=admin.username,
+            username=body.username,
+            password=body.password,
+            role=body.role,
+            full_name=body.full_name,
+        )
+    except AuthError as exc:
+        raise _http_error(exc) from exc
+    return UserPublic.of(info)
+
+
+@router.put("/{username}/role", responses=BAD_JSON | _NOT_FOUND | _LAST_ADMIN)
+async def set_role(
+    admin: Admin, accounts: AccountsDep, username: Username, body: RoleChange
+) -> UserPublic:
+    try:
+        info = await accounts.set_role(actor=admin.username, username=username, role=body.role)
+    except AuthError as exc:
+        raise _http_error(exc) from exc
+    return UserPublic.of(info)
+
+
+@router.put(
+    "/{username}/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=BAD_JSON | _NOT_FOUND,
+)
+async def reset_password(
+    admin: Admin, accounts: AccountsDep, username: Username, body: PasswordReset
+) -> None:
+    """Set a new password, lift any lockout, and end every session of the user."""
+    try:
+        await accounts.reset_password(
+            actor=admin.username, username=username, password=body.password
+        )
+    except AuthError as exc:
+        raise _http_error(exc) from exc
+
+
+@router.post("/{username}/disable", responses=_NOT_FOUND | _LAST_ADMIN)
+async def disable_user(admin: Admin, accounts: AccountsDep, username: Username) -> UserPublic:
+    """Refuse the user's logins and end every session of theirs."""
+    try:
+        info = await accounts.set_active(actor=admin.username, username=username, active=False)
+    except AuthError as exc:
+        raise _http_error(exc) from exc
+    return UserPublic.of(info)
+
+
+@router.post("/{username}/enable", responses=_NOT_FOUND)
+async def enable_user(admin: Admin, accounts: AccountsDep, username: Username) -> UserPublic:
+    try:
+        info = await accounts.set_active(actor=admin.username, username=username, active=True)
+    except AuthError as exc:
+        raise _http_error(exc) from exc
+    return UserPublic.of(info)

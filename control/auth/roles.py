@@ -1,0 +1,75 @@
+"""Roles and what each may do: the one place that decides who is allowed what.
+
+Roles form a ladder. Each role may do everything the roles below it may do, and more:
+
+    viewer < maintainer < duty_officer < commander < admin
+
+A route asks for a *permission*; ``MINIMUM_ROLE`` says the lowest role that holds it. A ladder
+rather than free-form sets keeps the answer to "can X do Y?" one comparison, and makes the
+table in docs/security.md short enough to check by eye. If a duty ever has to be *withheld*
+from a higher role (separation of duties), add that as an explicit rule here, not in a route.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["MINIMUM_ROLE", "ROLE_ORDER", "Permission", "Role", "allows"]
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    MAINTAINER = "maintainer"
+    DUTY_OFFICER = "duty_officer"
+    COMMANDER = "commander"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return ROLE_ORDER.index(self)
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+# Lowest first. The order *is* the permission model: keep it in step with docs/security.md.
+ROLE_ORDER: tuple[Role, ...] = (
+    Role.VIEWER,
+    Role.MAINTAINER,
+    Role.DUTY_OFFICER,
+    Role.COMMANDER,
+    Role.ADMIN,
+)
+
+
+class Permission(StrEnum):
+    # Reading telemetry: sites and their latest readings.
+    SITES_READ = "sites.read"
+    # Reading the audit trail.
+    AUDIT_READ = "audit.read"
+    # Reading commands and their outcomes.
+    COMMANDS_READ = "commands.read"
+    # Device commands that make no sound and change no protection state (silent siren test,
+    # maintenance actions such as a fan run).
+    COMMANDS_MAINTENANCE = "commands.maintenance"
+    # Audible tests, drills, and requesting live alerts or conversions.
+    COMMANDS_OPERATE = "commands.operate"
+    # Approving a live alert or a conversion requested by someone else.
+    COMMANDS_APPROVE = "commands.approve"
+    # User accounts: create, list, change role, reset password, disable.
+    USERS_MANAGE = "users.manage"
+
+
+MINIMUM_ROLE: dict[Permission, Role] = {
+    Permission.SITES_READ: Role.VIEWER,
+    Permission.AUDIT_READ: Role.COMMANDER,
+    Permission.COMMANDS_READ: Role.VIEWER,
+    Permission.COMMANDS_MAINTENANCE: Role.MAINTAINER,
+    Permission.COMMANDS_OPERATE: Role.DUTY_OFFICER,
+    Permission.COMMANDS_APPROVE: Role.COMMANDER,
+    Permission.USERS_MANAGE: Role.ADMIN,
+}
+
+
+def allows(role: Role, permission: Permission) -> bool:
+    return role.at_least(MINIMUM_ROLE[permission])

@@ -1,0 +1,284 @@
+"""Command records in the control database: create, publish bookkeeping, answers, sweeps.
+
+Every function runs in its own transaction. The database, not the process, knows which
+commands still wait to be published (``pending`` without a ``sent`` event), so a command
+submitted while the broker is down survives a restart of the control service, and any
+replica can publish it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import Exists, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from control.commands.states import (
+    FINAL,
+    OPEN,
+    SENT_EVENT,
+    SUBMITTED_EVENT,
+    RecordState,
+    next_state,
+)
+from control.db import CommandEvent, CommandRecord, Database
+from shelterwatch.contract import CommandAck, CommandRequest, Value
+
+__all__ = [
+    "UNKNOWN_ACTOR",
+    "Outcome",
+    "create",
+    "get",
+    "is_final",
+    "list_records",
+    "mark_final",
+    "mark_sent",
+    "now_ms",
+    "record_answer",
+    "request_of",
+    "sweep",
+    "unsent",
+]
+
+# The actor of a record made from an answer to a command this service never sent: most often
+# a forged command that someone published straight to the broker and the gateway refused.
+UNKNOWN_ACTOR = "unknown (not sent by this service)"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _canonical(params: dict[str, Value]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One answer (or verdict) written to a record: what to audit and log."""
+
+    record: CommandRecord
+    state: str
+    detail: str
+    moved: bool  # the record's state changed
+    unknown: bool = False  # the record was created for an id this service never sent
+
+
+def request_of(record: CommandRecord) -> CommandRequest:
+    """The unsigned envelope of a record; signing it again gives the same signature."""
+    return CommandRequest(
+        id=record.id,
+        device=record.device,
+        action=record.action,
+        params=json.loads(record.params),
+        ts=record.ts_ms,
+        expires=record.expires_ms,
+        actor=record.actor,
+    )
+
+
+async def create(db: Database, gateway: str, command: CommandRequest) -> CommandRecord:
+    submitted = CommandEvent(
+        state=SUBMITTED_EVENT,
+        detail=f"submitted by {command.actor}, valid for "
+        f"{(command.expires - command.ts) / 1000:g} s",
+        ts_ms=command.ts,
+    )
+    record = CommandRecord(
+        id=command.id,
+        gateway=gateway,
+        device=command.device,
+        action=command.action,
+        params=_canonical(dict(command.params)),
+        actor=command.actor,
+        ts_ms=command.ts,
+        expires_ms=command.expires,
+        state=RecordState.PENDING.value,
+        detail="",
+        updated_ms=command.ts,
+        events=[submitted],
+    )
+    async with db.session() as s, s.begin():
+        s.add(record)
+    return record
+
+
+def _sent() -> Exists:
+    return exists().where(
+        CommandEvent.command_id == CommandRecord.id, CommandEvent.state == SENT_EVENT
+    )
+
+
+async def unsent(
+    db: Database,
+    *,
+    ids: Collection[str] | None = None,
+    submitted_before_ms: int | None = None,
+    limit: int = 500,
+) -> list[CommandRecord]:
+    """Pending commands not yet published, oldest first: these ``ids``, or all of them
+    submitted before ``submitted_before_ms``."""
+    query = select(CommandRecord).where(CommandRecord.state == RecordState.PENDING.value, ~_sent())
+    if ids is not None:
+        query = query.where(CommandRecord.id.in_(list(ids)))
+    if submitted_before_ms is not None:
+        query = query.where(CommandRecord.ts_ms < submitted_before_ms)
+    async with db.session() as s:
+        rows = await s.scalars(query.order_by(CommandRecord.ts_ms).limit(limit))
+        return list(rows)
+
+
+async def _locked(s: AsyncSession, command_id: str) -> CommandRecord | None:
+    # FOR UPDATE serialises replicas (PostgreSQL) that handle answers to the same command;
+    # SQLite ignores it and serialises writers anyway.
+    query = (
+        select(CommandRecord)
+        .where(CommandRecord.id == command_id)
+        .options(selectinload(CommandRecord.events))
+        .with_for_update()
+    )
+    return (await s.scalars(query)).one_or_none()
+
+
+def _add_event(
+    record: CommandRecord, state: str, detail: str, ts_ms: int, now: int, *, move: bool
+) -> None:
+    record.events.append(CommandEvent(state=state, detail=detail, ts_ms=ts_ms))
+    if move:
+        record.state = state
+        record.detail = detail
+    record.updated_ms = now
+
+
+async def mark_sent(db: Database, command_id: str, topic: str) -> CommandRecord | None:
+    """Record the publication (the broker's PUBACK); None if it was recorded already."""
+    now = now_ms()
+    async with db.session() as s, s.begin():
+        record = await _locked(s, command_id)
+        if record is None or any(e.state == SENT_EVENT for e in record.events):
+            return None
+        _add_event(record, SENT_EVENT, f"published to {topic}", now, now, move=False)
+        return record
+
+
+async def mark_final(
+    db: Database, command_id: str, state: RecordState, detail: str
+) -> Outcome | None:
+    """The service's own final verdict on an open command (expired unsent, refused publish)."""
+    now = now_ms()
+    async with db.session() as s, s.begin():
+        record = await _locked(s, command_id)
+        if record is None or RecordState(record.state) not in OPEN:
+            return None
+        _add_event(record, state.value, detail, now, now, move=True)
+        return Outcome(record, state.value, detail, moved=True)
+
+
+async def record_answer(db: Database, gateway: str, ack: CommandAck) -> Outcome | None:
+    """Write a gateway's answer; None when the same answer was recorded before (QoS 1
+    duplicates, or another replica got there first)."""
+    now = now_ms()
+    answer = RecordState(ack.state.value)
+    try:
+        async with db.session() as s, s.begin():
+            record = await _locked(s, ack.id)
+            if record is None:
+                record = CommandRecord(
+                    id=ack.id,
+                    gateway=gateway,
+                    device="",
+                    action="",
+                    params="{}",
+                    actor=UNKNOWN_ACTOR,
+                    ts_ms=ack.ts,
+                    expires_ms=ack.ts,
+                    state=answer.value,
+                    detail=ack.detail,
+                    updated_ms=now,
+                    events=[CommandEvent(state=answer.value, detail=ack.detail, ts_ms=ack.ts)],
+                )
+                s.add(record)
+                return Outcome(record, answer.value, ack.detail, moved=True, unknown=True)
+            if any(
+                (e.state, e.detail, e.ts_ms) == (answer.value, ack.detail, ack.ts)
+                for e in record.events
+            ):
+                return None
+            target = next_state(RecordState(record.state), answer)
+            _add_event(record, answer.value, ack.detail, ack.ts, now, move=target is not None)
+            return Outcome(record, answer.value, ack.detail, moved=target is not None)
+    except IntegrityError:
+        return None  # another replica created the unknown record at the same moment
+
+
+async def sweep(db: Database, grace_ms: int, limit: int = 500) -> list[Outcome]:
+    """Close what can no longer end by itself: a command never published before its expiry
+    is ``expired``; a published one with no final answer by expiry + grace is ``timed_out``."""
+    now = now_ms()
+    async with db.session() as s:
+        due = await s.scalars(
+            select(CommandRecord.id)
+            .where(
+                CommandRecord.state.in_([st.value for st in OPEN]),
+                or_(
+                    CommandRecord.expires_ms < now - grace_ms,
+                    (CommandRecord.state == RecordState.PENDING.value)
+                    & (CommandRecord.expires_ms < now)
+                    & ~_sent(),
+                ),
+            )
+            .order_by(CommandRecord.expires_ms)
+            .limit(limit)
+        )
+        candidates = list(due)
+    outcomes = []
+    for command_id in candidates:
+        async with db.session() as s, s.begin():
+            record = await _locked(s, command_id)
+            if record is None or RecordState(record.state) not in OPEN:
+                continue
+            sent = any(e.state == SENT_EVENT for e in record.events)
+            if not sent and record.state == RecordState.PENDING.value:
+                state = RecordState.EXPIRED
+                detail = "expired before it could be published (MQTT broker unreachable)"
+            elif record.expires_ms + grace_ms < now:
+                state = RecordState.TIMED_OUT
+                last = record.state
+                detail = (
+                    f"no final answer from {record.gateway} by expiry + {grace_ms / 1000:g} s "
+                    f"(last known state: {last})"
+                )
+            else:
+                continue
+            _add_event(record, state.value, detail, now, now, move=True)
+            outcomes.append(Outcome(record, state.value, detail, moved=True))
+    return outcomes
+
+
+async def get(db: Database, command_id: str) -> CommandRecord | None:
+    async with db.session() as s:
+        query = (
+            select(CommandRecord)
+            .where(CommandRecord.id == command_id)
+            .options(selectinload(CommandRecord.events))
+        )
+        return (await s.scalars(query)).one_or_none()
+
+
+async def list_records(db: Database, gateway: str | None, limit: int) -> list[CommandRecord]:
+    """The newest commands first, optionally of one gateway."""
+    query = select(CommandRecord)
+    if gateway is not None:
+        query = query.where(CommandRecord.gateway == gateway)
+    async with db.session() as s:
+        rows = await s.scalars(query.order_by(CommandRecord.ts_ms.desc()).limit(limit))
+        return list(rows)
+
+
+def is_final(record: CommandRecord) -> bool:
+    return RecordState(record.state) in FINAL

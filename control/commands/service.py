@@ -1,0 +1,350 @@
+"""The command service: signs and publishes commands, and records the gateways' answers.
+
+``send`` audits the command, writes its record (``pending``) and wakes the publisher; it does
+not wait for the broker. The publisher signs each command with the control service's Ed25519
+key and publishes it at QoS 1 to ``{p}/gw/{gw}/cmd`` over the service's one MQTT session; the
+``sent`` event records the broker's PUBACK. While the broker is down the command waits in the
+database, and is published when the link is back, unless it expired first (then ``expired``).
+
+Answers on ``{p}/gw/+/cmd/ack`` become events of their record and move its state (see
+``states.py``); each is audited. A periodic sweep closes commands that can no longer end by
+themselves (``timed_out``, or ``expired`` before publication).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import socket
+import uuid
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from control.audit import append_audit
+from control.commands import records
+from control.commands.errors import CommandUnavailable, InvalidCommand
+from control.commands.link import run_link
+from control.commands.records import Outcome, now_ms
+from control.commands.states import RecordState
+from control.db import CommandRecord, Database
+from control.settings import ControlSettings
+from shelterwatch.contract import (
+    CommandAck,
+    CommandRequest,
+    TopicKind,
+    Value,
+    cmd_topic,
+    is_slug,
+    parse_topic,
+)
+from shelterwatch.errors import ConfigError, ConnectError, ContractError, PublishRefused
+from shelterwatch.mqtt_client import Message, MqttClient
+from shelterwatch.signing import load_private_key, sign_command
+
+__all__ = ["MAX_TTL_S", "SERVICE_ACTOR", "CommandService"]
+
+log = logging.getLogger(__name__)
+
+# The longest a command may stay valid. Gateways refuse longer ones (commands.max_lifetime_s,
+# a day by default); an hour keeps a forgotten command from firing long after anyone expects.
+MAX_TTL_S = 3600.0
+# Who the audit trail names for the service's own verdicts (timed out, expired unsent).
+SERVICE_ACTOR = "control-service"
+# A command submitted on another replica (or before a restart) and still unpublished after
+# this long is published by whichever replica is connected.
+_ORPHAN_AGE_MS = 5_000
+_PUBLISH_TIMEOUT_S = 10.0
+
+
+class _State(enum.Enum):
+    NEW = 1
+    OPEN = 2
+    CLOSED = 3
+
+
+def default_client_id() -> str:
+    # Stable across restarts so the broker keeps the session (and the acks queued in it);
+    # replicas differ by host name. Two replicas on one host need their own ids.
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+    return f"shelterwatch-control-{host or 'host'}"[:64]
+
+
+class CommandService:
+    def __init__(
+        self,
+        settings: ControlSettings,
+        db: Database,
+        *,
+        client_id: str | None = None,
+        sweep_interval_s: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.client_id = client_id or settings.command_client_id or default_client_id()
+        self._prefix = settings.mqtt.prefix
+        self._grace_ms = int(settings.command_grace_s * 1000)
+        self._sweep_interval_s = sweep_interval_s
+        secret = settings.command_private_key.get_secret_value()
+        try:
+            self._key = load_private_key(secret) if secret else None
+        except ConfigError as exc:
+            raise ConfigError(f"command_private_key: {exc}") from exc
+        # Set while the MQTT session is up; tests and health checks read it.
+        self.connected = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._queued: set[str] = set()
+        self._state = _State.NEW
+        self._runner: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _State.NEW:
+            raise RuntimeError("a CommandService opens once")
+        self._state = _State.OPEN
+        if self._key is None:
+            log.warning("command_private_key is not set: commands cannot be sent")
+        # One owned task for the service's life (the link and the sweep run under its
+        # TaskGroup); the lifespan that enters us must not be cancelled by a failure in them.
+        self._runner = asyncio.create_task(self._run(), name="command-service")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._state = _State.CLOSED
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(
+                run_link(self.settings.mqtt, self.client_id, self._session, self.connected),
+                name="command-link",
+            )
+            tg.create_task(self._sweeper(), name="command-sweep")
+
+    # -- the API --------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        gateway: str,
+        device: str,
+        action: str,
+        params: Mapping[str, Value],
+        actor: str,
+        ttl_s: float = 30.0,
+    ) -> CommandRecord:
+        """Audit and record a command, and queue it for publication. Returns the record."""
+        if self._state is not _State.OPEN:
+            raise CommandUnavailable("the command service is not running")
+        if self._key is None:
+            raise CommandUnavailable(
+                "the control service has no command_private_key; commands cannot be signed"
+            )
+        if not is_slug(gateway):
+            raise InvalidCommand(f"gateway {gateway!r} is not a slug")
+        if not 0 < ttl_s <= MAX_TTL_S:
+            raise InvalidCommand(f"ttl_s must be 0 < ttl_s <= {MAX_TTL_S:g}")
+        now = now_ms()
+        try:
+            request = CommandRequest(
+                id=f"cmd-{uuid.uuid4().hex}",
+                device=device,
+                action=action,
+                params=dict(params),
+                ts=now,
+                expires=now + int(ttl_s * 1000),
+                actor=actor,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidCommand(f"{where}: {first['msg']}") from exc
+        try:
+            # Audited before anything can be sent: no command leaves without its trace.
+            await append_audit(
+                self.db,
+                actor=actor,
+                action="command.send",
+                target=f"{gateway}/{device}",
+                params={
+                    "id": request.id,
+                    "action": action,
+                    "params": dict(request.params),
+                    "expires": request.expires,
+                },
+                result=RecordState.PENDING.value,
+            )
+        except Exception as exc:
+            raise CommandUnavailable(
+                f"the audit trail did not take the command, so it was not sent: {exc!r}"
+            ) from exc
+        record = await records.create(self.db, gateway, request)
+        log.info(
+            "command %s from %s: %s %s/%s %s", request.id, actor, action, gateway, device, params
+        )
+        self._queued.add(record.id)
+        self._wake.set()
+        return record
+
+    async def get(self, command_id: str) -> CommandRecord | None:
+        """The record with its events."""
+        return await records.get(self.db, command_id)
+
+    async def recent(self, gateway: str | None = None, limit: int = 100) -> list[CommandRecord]:
+        """The newest records first (without their events)."""
+        return await records.list_records(self.db, gateway, limit)
+
+    # -- the MQTT session -----------------------------------------------------------------------
+
+    async def _session(self, client: MqttClient) -> None:
+        await client.subscribe([f"{self._prefix}/gw/+/cmd/ack"], qos=1)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._receive(client), name="command-acks")
+            tg.create_task(self._publisher(client), name="command-publisher")
+
+    async def _receive(self, client: MqttClient) -> None:
+        async for message in client.messages():
+            await self._answer(message)
+            # Only now: an answer lost between receipt and the database comes again.
+            client.ack(message)
+
+    async def _answer(self, message: Message) -> None:
+        try:
+            topic = parse_topic(message.topic, self._prefix)
+            if topic.kind is not TopicKind.COMMAND_ACK:
+                raise ContractError(f"{message.topic} is not an ack topic")
+            ack = CommandAck.model_validate_json(message.payload)
+        except (ContractError, ValidationError) as exc:
+            log.warning("commands: dropped a malformed answer on %s: %s", message.topic, exc)
+            return
+        outcome = await records.record_answer(self.db, topic.gateway, ack)
+        if outcome is None:
+            return  # a duplicate delivery
+        if outcome.unknown:
+            # Someone published a command that did not come from this service (forged, or
+            # signed with a leaked key if the gateway accepted it).
+            refused = ack.state.value in ("rejected", "expired")
+            level = logging.WARNING if refused else logging.ERROR
+            log.log(
+                level,
+                "commands: gateway %s answered %s to command %s, which this service never sent: %s",
+                topic.gateway,
+                ack.state.value,
+                ack.id,
+                ack.detail,
+            )
+        elif not outcome.moved:
+            log.warning(
+                "commands: gateway %s answered %s to command %s (now %s): %s",
+                topic.gateway,
+                ack.state.value,
+                ack.id,
+                outcome.record.state,
+                ack.detail,
+            )
+        else:
+            log.info("command %s: %s %s", ack.id, ack.state.value, ack.detail)
+        await self._audit(outcome, actor=f"gateway:{topic.gateway}")
+
+    async def _publisher(self, client: MqttClient) -> None:
+        # First what waited while the link was down (submitted here, on another replica, or
+        # before a restart), then what is submitted from now on.
+        await self._publish(client, await records.unsent(self.db))
+        while True:
+            try:
+                async with asyncio.timeout(self._sweep_interval_s * 5):
+                    await self._wake.wait()
+            except TimeoutError:
+                due = await records.unsent(self.db, submitted_before_ms=now_ms() - _ORPHAN_AGE_MS)
+            else:
+                self._wake.clear()
+                ids, self._queued = self._queued, set()
+                due = await records.unsent(self.db, ids=ids)
+            await self._publish(client, due)
+
+    async def _publish(self, client: MqttClient, due: list[CommandRecord]) -> None:
+        for record in due:
+            if record.expires_ms <= now_ms():
+                await self._close(
+                    record.id,
+                    RecordState.EXPIRED,
+                    "expired before it could be published (MQTT broker unreachable)",
+                )
+                continue
+            if self._key is None:
+                await self._close(record.id, RecordState.FAILED, "not sent: no command key")
+                continue
+            command = sign_command(records.request_of(record), self._key)
+            topic = cmd_topic(record.gateway, self._prefix)
+            try:
+                async with asyncio.timeout(_PUBLISH_TIMEOUT_S):
+                    await client.publish(topic, command.to_json(), qos=1)
+            except PublishRefused as exc:
+                # The broker will never take it (the ACL): say so instead of retrying.
+                await self._close(record.id, RecordState.FAILED, f"not sent: {exc}")
+                continue
+            except TimeoutError as exc:
+                raise ConnectError(f"no PUBACK for command {record.id}") from exc
+            await records.mark_sent(self.db, record.id, topic)
+
+    async def _close(self, command_id: str, state: RecordState, detail: str) -> None:
+        outcome = await records.mark_final(self.db, command_id, state, detail)
+        if outcome is not None:
+            log.warning("command %s: %s: %s", command_id, state.value, detail)
+            await self._audit(outcome, actor=SERVICE_ACTOR)
+
+    # -- housekeeping ---------------------------------------------------------------------------
+
+    async def _sweeper(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self._sweep_interval_s)
+            try:
+                outcomes = await records.sweep(self.db, self._grace_ms)
+            except (SQLAlchemyError, OSError) as exc:
+                if not failing:
+                    log.warning("commands: the timeout sweep cannot reach the database: %s", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("commands: the timeout sweep reaches the database again")
+            failing = False
+            for outcome in outcomes:
+                log.warning("command %s: %s: %s", outcome.record.id, outcome.state, outcome.detail)
+                await self._audit(outcome, actor=SERVICE_ACTOR)
+
+    async def _audit(self, outcome: Outcome, actor: str) -> None:
+        record = outcome.record
+        params: dict[str, object] = {
+            "id": record.id,
+            "detail": outcome.detail,
+            "record_state": record.state,
+        }
+        if outcome.unknown:
+            params["unknown_command"] = True
+        try:
+            await append_audit(
+                self.db,
+                actor=actor,
+                action=f"command.{outcome.state}",
+                target=f"{record.gateway}/{record.device}" if record.device else record.gateway,
+                params=params,
+                result=outcome.state,
+            )
+        except Exception:
+            # The outcome is in the command record already; losing the gateway's answer
+            # because the audit trail failed would be worse than this logged gap.
+            log.exception(
+                "commands: could not audit %s of command %s (%s)",
+                outcome.state,
+                record.id,
+                outcome.detail,
+            )

@@ -1,0 +1,147 @@
+"""Who may call what: every route of the live API, as every role and as nobody, against ONE table.
+
+``ACCESS`` is the decision record. Each (METHOD, path) of the served OpenAPI spec must have a
+row, and each row must name a served route, so a new route cannot ship without someone
+deciding who may call it. A row's value is one of:
+
+- ``PUBLIC``: no login needed (anonymous calls must not answer 401 or 403);
+- a ``Role``: that role and every role above it (viewer < maintainer < duty_officer <
+  commander < admin);
+- a ``frozenset`` of roles: exactly those roles (for a duty that a higher role must not hold).
+
+Then, for every route: anonymous → 401 (unless PUBLIC); an allowed role → anything but 401/403;
+any other role → 403. Requests carry no body, so a route that needs one answers 422 to an
+allowed caller and changes nothing; path parameters name things that do not exist
+(``PATH_VALUES``), so an allowed call of an action answers 404 and changes nothing either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import pytest
+from control_helpers import PASSWORDS, bearer, control_settings, create_users, login, serve
+from fastapi.routing import APIRoute
+
+from control import create_app
+from control.auth import ROLE_ORDER, Role
+
+pytestmark = pytest.mark.integration
+
+PUBLIC: Literal["public"] = "public"
+Access = Role | frozenset[Role] | Literal["public"]
+
+# fmt: off
+ACCESS: dict[tuple[str, str], Access] = {
+    ("GET",  "/api/v1/health"):                      PUBLIC,
+    ("POST", "/api/v1/auth/login"):                  PUBLIC,
+    ("POST", "/api/v1/auth/logout"):                 Role.VIEWER,
+    ("GET",  "/api/v1/auth/me"):                     Role.VIEWER,
+    ("GET",  "/api/v1/sites"):                       Role.VIEWER,
+    ("GET",  "/api/v1/sites/{site}/latest"):         Role.VIEWER,
+    ("GET",  "/api/v1/users"):                       Role.ADMIN,
+    ("POST", "/api/v1/users"):                       Role.ADMIN,
+    ("PUT",  "/api/v1/users/{username}/role"):       Role.ADMIN,
+    ("PUT",  "/api/v1/users/{username}/password"):   Role.ADMIN,
+    ("POST", "/api/v1/users/{username}/disable"):    Role.ADMIN,
+    ("POST", "/api/v1/users/{username}/enable"):     Role.ADMIN,
+    ("GET",  "/api/v1/commands"):                    Role.VIEWER,
+    ("GET",  "/api/v1/commands/{command_id}"):       Role.VIEWER,
+    ("POST", "/api/v1/commands"):                    Role.DUTY_OFFICER,
+    ("GET",  "/api/v1/audit"):                       Role.COMMANDER,
+    ("GET",  "/api/v1/audit/verify"):                Role.COMMANDER,
+    ("GET",  "/api/v1/audit/export"):                Role.COMMANDER,
+}
+# fmt: on
+
+# Values for path parameters: well-formed, but naming nothing that exists.
+PATH_VALUES: dict[str, str] = {
+    "site": "shelter-99",
+    "username": "no-such-user",
+}
+DEFAULT_PATH_VALUE = "no-such-thing"
+METHODS = {"get", "put", "post", "delete", "patch"}
+
+
+def allowed_roles(access: Access) -> frozenset[Role]:
+    if access == PUBLIC:
+        return frozenset(Role)
+    if isinstance(access, Role):
+        return frozenset(r for r in ROLE_ORDER if r.at_least(access))
+    assert isinstance(access, frozenset)
+    return access
+
+
+def example_path(path: str) -> str:
+    out = path
+    while "{" in out:
+        start, end = out.index("{"), out.index("}")
+        out = (
+            out[:start] + PATH_VALUES.get(out[start + 1 : end], DEFAULT_PATH_VALUE) + out[end + 1 :]
+        )
+    return out
+
+
+def test_the_table_is_well_formed() -> None:
+    for (method, path), access in ACCESS.items():
+        assert method == method.upper() and path.startswith("/"), (method, path)
+        assert access == PUBLIC or allowed_roles(access), f"{method} {path}: nobody allowed"
+
+
+async def test_every_route_answers_each_role_as_the_table_says(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = control_settings(database_url, f"sqlite:///{tmp_path / 'store.db'}")
+    await create_users(settings)
+    async with (
+        serve(settings) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+    ):
+        spec = (await client.get("/openapi.json")).json()
+        served = {
+            (method.upper(), path)
+            for path, item in spec["paths"].items()
+            for method in item
+            if method in METHODS
+        }
+        assert not served - ACCESS.keys(), (
+            "routes without a row in ACCESS (decide who may call them): "
+            f"{sorted(served - ACCESS.keys())}"
+        )
+        assert not ACCESS.keys() - served, (
+            f"rows for routes not served: {sorted(ACCESS.keys() - served)}"
+        )
+
+        tokens = {role: await login(client, role.value, PASSWORDS[role]) for role in Role}
+        wrong: list[str] = []
+        for (method, path), access in sorted(ACCESS.items()):
+            url = example_path(path)
+            anonymous = await client.request(method, url)
+            if access == PUBLIC:
+                if anonymous.status_code in (401, 403):
+                    wrong.append(f"{method} {path} anonymous: {anonymous.status_code}")
+            elif anonymous.status_code != 401:
+                wrong.append(f"{method} {path} anonymous: {anonymous.status_code}, not 401")
+            allowed = allowed_roles(access)
+            for role in Role:
+                resp = await client.request(method, url, headers=bearer(tokens[role]))
+                if role in allowed and resp.status_code in (401, 403):
+                    wrong.append(f"{method} {path} as {role}: {resp.status_code}, not allowed")
+                elif role not in allowed and resp.status_code != 403:
+                    wrong.append(f"{method} {path} as {role}: {resp.status_code}, not 403")
+                if (method, path) == ("POST", "/api/v1/auth/logout"):
+                    # That call ended the session on purpose; the next route needs a new one.
+                    tokens[role] = await login(client, role.value, PASSWORDS[role])
+        assert not wrong, "\n".join(wrong)
+
+    # Routes hidden from the spec (include_in_schema=False) would escape the table.
+    app = create_app(settings)
+    routes = {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    }
+    assert routes <= served, f"routes missing from the OpenAPI spec: {routes - served}"
