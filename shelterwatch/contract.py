@@ -286,8 +286,20 @@ class CommandAck(_Payload):
 
 
 class Alert(_Payload):
+    """An alert event: raised (``active``) or cleared, for one rule and one subject.
+
+    ``ts`` is the time of this event and ``raised_ts`` the time the alert was raised (the same
+    on the raise). ``kind`` names the rule kind (threshold, trend, stale, flatline, offline,
+    posture); ``point`` the reading it watches, when there is one; ``predicted_ts`` is when a
+    trend rule expects the limit to be reached.
+    """
+
     active: bool
     ts: EpochMs
-    severity: Literal["info", "warning", "critical"] = "warning"
+    severity: Literal["critical", "major", "minor", "warning"] = "warning"
     message: str = ""
     value: Value | None = None
+    raised_ts: EpochMs | None = None
+    kind: str = ""
+    point: str | None = None
+    predicted_ts: EpochMs | None = None
