@@ -24,13 +24,26 @@ from shelterwatch.contract import (
 from shelterwatch.errors import ContractError
 from shelterwatch.store import DeviceStatus, Sample
 
-__all__ = ["Ingest", "IngestStats"]
+__all__ = ["GatewayStatus", "Ingest", "IngestStats"]
 
 log = logging.getLogger(__name__)
 
 _MIN_TS_MS = 946_684_800_000  # 2000-01-01: anything older is a device clock that was never set
 _INT64 = 2**63
 _MAX_STRING = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    """A gateway's birth or death (its retained state topic; the offline form is its will).
+
+    Not stored; the alert engine raises gateway-offline alerts from it.
+    """
+
+    gateway: str
+    site: str
+    online: bool
+    ts_ms: int
 
 
 @dataclass(slots=True)
@@ -77,6 +90,13 @@ class Ingest:
 
     def convert(self, topic: str, payload: bytes, now_ms: int) -> Sample | DeviceStatus | None:
         """A record to store, or None when the message is not stored (it is counted)."""
+        record = self.convert_any(topic, payload, now_ms)
+        return None if isinstance(record, GatewayStatus) else record
+
+    def convert_any(
+        self, topic: str, payload: bytes, now_ms: int
+    ) -> Sample | DeviceStatus | GatewayStatus | None:
+        """Like ``convert``, and a gateway's state as a GatewayStatus (for the alert engine)."""
         self.stats.messages += 1
         try:
             parsed = parse_topic(topic, self._prefix)
@@ -95,7 +115,9 @@ class Ingest:
                 case TopicKind.GATEWAY_STATE:
                     gw_state = GatewayState.model_validate_json(payload)
                     self._gw(parsed.gateway).site = gw_state.site
-                    return None
+                    return GatewayStatus(
+                        parsed.gateway, gw_state.site, gw_state.online, gw_state.ts
+                    )
                 case _:
                     return None
         except ValidationError as exc:

@@ -9,12 +9,16 @@ again; both stores treat a second copy of a sample as the same point, so nothing
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from collector.ingest import Ingest, IngestStats
+from collector.alerts.engine import AlertEngine
+from collector.alerts.service import AlertService
+from collector.ingest import GatewayStatus, Ingest, IngestStats
 from collector.settings import CollectorSettings
 from shelterwatch.backoff import Backoff
 from shelterwatch.contract import subscriptions
@@ -38,12 +42,28 @@ class Collector:
         self.batches = 0
         self.acked = 0  # messages acknowledged to the broker, each one durable first
         self.subscribed = asyncio.Event()
+        # The alert engine, when enabled: fed with every batch, its events published on this
+        # collector's MQTT connection before the batch is acknowledged (docs/alerts.md).
+        self.alerts = (
+            AlertService(settings.alerts, settings.mqtt.prefix) if settings.alerts.enabled else None
+        )
 
     @property
     def stats(self) -> IngestStats:
         return self.ingest.stats
 
     async def run(self) -> None:
+        if self.alerts is None:
+            await self._run()
+            return
+        await self.alerts.open()
+        try:
+            await self._run()
+        finally:
+            self.alerts.invalidate()
+            await self.alerts.close()
+
+    async def _run(self) -> None:
         s = self.settings
         backoff = Backoff(initial=0.5, maximum=s.mqtt.reconnect_max_s)
         down = False
@@ -67,12 +87,23 @@ class Collector:
                     down = False
                     backoff.reset()
                     self.subscribed.set()
-                    while True:
-                        batch = await mqtt.receive_batch(s.batch_messages, s.batch_wait_s)
-                        await self._store_batch(batch)
-                        for message in batch:
-                            mqtt.ack(message)
-                        self.acked += len(batch)
+                    ticker = (
+                        asyncio.create_task(self._tick_loop(mqtt), name="alert-tick")
+                        if self.alerts is not None
+                        else None
+                    )
+                    try:
+                        while True:
+                            batch = await mqtt.receive_batch(s.batch_messages, s.batch_wait_s)
+                            await self._store_batch(batch, mqtt)
+                            for message in batch:
+                                mqtt.ack(message)
+                            self.acked += len(batch)
+                    finally:
+                        if ticker is not None:
+                            ticker.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await ticker
             except ConnectError as exc:
                 self.subscribed.clear()
                 if not down:
@@ -90,21 +121,82 @@ class Collector:
                 log.exception("collector: unexpected error; reconnecting")
                 await asyncio.sleep(backoff.next())
 
-    async def _store_batch(self, batch: Sequence[Message]) -> None:
+    async def _store_batch(self, batch: Sequence[Message], mqtt: MqttClient | None = None) -> None:
         now = time.time_ns() // 1_000_000
         samples: list[Sample] = []
         statuses: list[DeviceStatus] = []
+        records: list[Sample | DeviceStatus | GatewayStatus] = []
         for message in batch:
-            record = self.ingest.convert(message.topic, message.payload, now)
+            record = self.ingest.convert_any(message.topic, message.payload, now)
+            if record is None:
+                continue
+            records.append(record)
             if isinstance(record, Sample):
                 samples.append(record)
             elif isinstance(record, DeviceStatus):
                 statuses.append(record)
+        if self.alerts is None or mqtt is None:
+            await self._write(samples, statuses)
+        else:
+
+            def feed(engine: AlertEngine) -> None:
+                # In arrival order: an offline state and the data after it mean what they say.
+                for rec in records:
+                    if isinstance(rec, Sample):
+                        engine.on_sample(rec, now)
+                    elif isinstance(rec, DeviceStatus):
+                        engine.on_status(rec, now)
+                    else:
+                        engine.on_gateway(rec)
+
+            await self._alert_step(mqtt, feed, samples, statuses)
+        self.batches += 1
+
+    async def _write(self, samples: list[Sample], statuses: list[DeviceStatus]) -> None:
         if samples:
             await self._durable(self.store.write, samples)
         if statuses:
             await self._durable(self.store.write_status, statuses)
-        self.batches += 1
+
+    async def _alert_step(
+        self,
+        mqtt: MqttClient,
+        feed: Callable[[AlertEngine], None],
+        samples: list[Sample],
+        statuses: list[DeviceStatus],
+    ) -> None:
+        """Feed the engine, store its events with the batch, publish them, commit its state.
+
+        In that order, all before the caller acknowledges the batch: a failure anywhere
+        reloads the engine from its last commit, and the redelivered batch repeats the same
+        events (retained messages and stored points are idempotent).
+        """
+        alerts = self.alerts
+        assert alerts is not None
+        async with alerts.lock:
+            try:
+                alert_samples = await alerts.step(feed)
+                await self._write(samples + alert_samples, statuses)
+                await alerts.deliver(mqtt)
+                await alerts.commit()
+            except BaseException:
+                alerts.invalidate()
+                raise
+
+    async def _tick_loop(self, mqtt: MqttClient) -> None:
+        alerts = self.alerts
+        assert alerts is not None
+        while True:
+            await asyncio.sleep(alerts.settings.tick_s)
+            now = time.time_ns() // 1_000_000
+            try:
+                await self._alert_step(
+                    mqtt, functools.partial(AlertEngine.tick, now_ms=now), [], []
+                )
+            except ConnectError:
+                return  # the receive loop sees the connection drop and reconnects
+            except Exception:
+                log.exception("alert engine: tick failed; state reloaded from the last commit")
 
     async def _durable(
         self, write: Callable[[Sequence[T]], Awaitable[None]], records: Sequence[T]

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shelterwatch.config import MqttSettings, ServiceSettings
+from shelterwatch.contract import SLUG_PATTERN
 
-__all__ = ["CollectorSettings"]
+__all__ = ["AlertSettings", "CollectorSettings"]
+
+_Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+_Posture = Literal["peacetime", "converting", "wartime"]
+
+
+class AlertSettings(BaseModel):
+    """The alert engine in the collector (docs/alerts.md). Off unless ``enabled``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    # A rule pack YAML file; unset = the default pack shipped in collector/alerts/.
+    rules_path: Path | None = None
+    # The engine's state (timers, windows, active alerts): survives a collector restart.
+    state_path: Path = Path("data/alert-state.db")
+    # Each site's declared posture; sites not listed have default_posture.
+    postures: dict[_Slug, _Posture] = Field(default_factory=dict)
+    default_posture: _Posture = "peacetime"
+    # Per-site values of rule parameters: {shelter-01: {water_reserve_pct: 40}}.
+    site_params: dict[_Slug, dict[_Slug, float]] = Field(default_factory=dict)
+    # An active critical alert is published again this often (same raised_ts); null = never.
+    repeat_critical_s: Annotated[float, Field(gt=0)] | None = 900.0
+    # How often time-driven checks run: duration timers, stale devices, repeats.
+    tick_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
 class CollectorSettings(ServiceSettings):
@@ -26,3 +52,4 @@ class CollectorSettings(ServiceSettings):
     receive_maximum: Annotated[int, Field(ge=10, le=65535)] = 10_000
     # Timestamps further than this in the future are refused as out of range.
     max_future_s: Annotated[float, Field(gt=0)] = 86_400.0
+    alerts: AlertSettings = AlertSettings()

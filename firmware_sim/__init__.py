@@ -1,5 +1,6 @@
 """Simulated shelter devices and siren posts that speak Modbus TCP, for demos and tests."""
 
+from firmware_sim.control import DEFAULT_CONTROL_PORT, FaultClient, FaultRefused, FaultServer
 from firmware_sim.device import SimDevice
 from firmware_sim.fleet import SHELTER_DEVICES, Fleet, FleetSpec, run_fleet
 from firmware_sim.physics import (
@@ -9,14 +10,23 @@ from firmware_sim.physics import (
     SirenPhysics,
 )
 from firmware_sim.registers import RegisterImage
+from firmware_sim.scenarios import SCENARIOS, ActiveFault, Scenario, ScenarioError
 
 __all__ = [
+    "DEFAULT_CONTROL_PORT",
+    "SCENARIOS",
     "SHELTER_DEVICES",
     "SIGNAL_DURATION_S",
+    "ActiveFault",
+    "FaultClient",
+    "FaultRefused",
+    "FaultServer",
     "Fleet",
     "FleetSpec",
     "Physics",
     "RegisterImage",
+    "Scenario",
+    "ScenarioError",
     "ShelterPhysics",
     "SimDevice",
     "SirenPhysics",

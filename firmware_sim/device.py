@@ -85,6 +85,9 @@ class SimDevice:
         self.unit_id = unit_id
         self.rtu_over_tcp = rtu_over_tcp
         self.image = RegisterImage(profile)
+        # Fault hook (scenario stuck_sensor): points whose registers keep these values whatever
+        # the physics says, like a transmitter that has hung.
+        self.stuck: dict[str, Value] = {}
         self._server: ModbusTcpServer | None = None
         self.refresh()
 
@@ -99,7 +102,10 @@ class SimDevice:
 
     def refresh(self) -> None:
         """Re-encode the registers from the physics' current values."""
-        self.image.render(self.physics.values(self.profile.kind))
+        values = self.physics.values(self.profile.kind)
+        if self.stuck:
+            values = {**values, **self.stuck}
+        self.image.render(values)
 
     def value(self, point: str) -> Value:
         """The point's value as a client decodes it from the registers now."""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from firmware_sim.device import SimDevice, SimSerialBus
 from firmware_sim.physics import Physics, ShelterPhysics, SirenPhysics
+from firmware_sim.scenarios import SCENARIOS, ActiveFault, OptionValue, ScenarioError, SiteHandle
 from shelterwatch.contract import Value
 from shelterwatch.profiles import load_profile
 
@@ -75,6 +76,10 @@ class Fleet:
         self._paused = False
         self._task: asyncio.Task[None] | None = None
         self.buses: list[SimSerialBus] = []
+        self._faults: dict[tuple[str, str], ActiveFault] = {}
+        # comm_loss awaits servers: one fault change at a time, so two requests for the same
+        # fault cannot both pass the "already active" check.
+        self._fault_lock = asyncio.Lock()
 
     def _device(
         self, site: str, device_id: str, profile: str, physics: Physics, port: int
@@ -191,6 +196,56 @@ class Fleet:
 
     async def start_device(self, site: str, device_id: str) -> None:
         await self.device(site, device_id).start()
+
+    @property
+    def faults(self) -> list[ActiveFault]:
+        """The active faults, in the order they were switched on."""
+        return list(self._faults.values())
+
+    def _site(self, site: str) -> SiteHandle:
+        physics: ShelterPhysics | SirenPhysics | None = self.shelters.get(site)
+        if physics is None:
+            physics = self.sirens.get(site)
+        if physics is None:
+            raise ScenarioError(f"no simulated site {site!r} (sites: {', '.join(self.sites)})")
+        devices = {d.device_id: d for d in self.devices if d.site == site}
+        return SiteHandle(site, physics, devices)
+
+    async def fault(self, site: str, scenario: str, /, **options: OptionValue) -> ActiveFault:
+        """Switch fault ``scenario`` on at ``site`` (see ``firmware_sim.scenarios.SCENARIOS``).
+
+        Options override the scenario's defaults (``rate_kpa_s=0.05``); strings are parsed,
+        as they come from a command line. Raises ScenarioError for an unknown site, scenario
+        or option, a scenario that does not fit the site, or a fault already active there.
+        """
+        handle = self._site(site)
+        try:
+            spec = SCENARIOS[scenario]
+        except KeyError:
+            raise ScenarioError(
+                f"no fault scenario {scenario!r} (scenarios: {', '.join(SCENARIOS)})"
+            ) from None
+        if handle.kind not in spec.kinds:
+            raise ScenarioError(f"{scenario} is not a fault of a {handle.kind} ({site})")
+        parsed = spec.parse_options(options)
+        async with self._fault_lock:
+            if (site, scenario) in self._faults:
+                raise ScenarioError(f"{scenario} is already active at {site}; repair it first")
+            repair = await spec.inject(handle, parsed)
+            active = ActiveFault(site, scenario, parsed, _repair=repair)
+            self._faults[(site, scenario)] = active
+        log.info("fault %s switched on at %s %s", scenario, site, parsed)
+        return active
+
+    async def repair(self, site: str, scenario: str) -> None:
+        """Undo an active fault. Raises ScenarioError if it is not active."""
+        async with self._fault_lock:
+            active = self._faults.get((site, scenario))
+            if active is None:
+                raise ScenarioError(f"{scenario} is not active at {site}")
+            await active.repair()
+            del self._faults[(site, scenario)]
+        log.info("fault %s repaired at %s", scenario, site)
 
     def gateway_config(
         self, broker_host: str, broker_port: int, prefix: str

@@ -23,6 +23,7 @@ from shelterwatch.contract import Value
 
 __all__ = [
     "DOOR_TRAVEL_S",
+    "SEAL_KPA",
     "SIGNAL_DURATION_S",
     "SILENT_TEST_S",
     "Door",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 DOOR_TRAVEL_S = 3.0
+SEAL_KPA = 50.0  # inflation pressure of a healthy door seal
 SILENT_TEST_S = 2.0
 # The national signals each last one 3-minute cycle; 灾情 varies by city (2 min in Qingdao).
 SIGNAL_DURATION_S: dict[str, float] = {
@@ -86,6 +88,9 @@ class Door:
     cycle_count: int = 0
     seal_pressure: float = 0.0
     motor_current: float = 0.0
+    # Fault hook (scenario seal_leak): kPa/s the closed door's seal loses instead of holding its
+    # inflation pressure. 0 is a healthy seal.
+    seal_leak_kpa_s: float = 0.0
     _seal: float = 0.0
     _target: str = "open"
     _travel_left_s: float = 0.0
@@ -93,6 +98,19 @@ class Door:
     @property
     def sealed(self) -> bool:
         return self.position in ("closed", "locked")
+
+    @property
+    def leakage(self) -> float:
+        """How much air a closed door lets by, 0 (tight) to 1 (as if open).
+
+        Only a leaking seal makes a closed door leak: the air escapes in proportion to how
+        far the seal has deflated. An open door is 1.
+        """
+        if not self.sealed:
+            return 1.0
+        if self.seal_leak_kpa_s <= 0:
+            return 0.0
+        return _clamp(1.0 - self._seal / SEAL_KPA, 0.0, 1.0)
 
     def _move(self, target: str) -> None:
         if self.position == "moving":
@@ -123,7 +141,11 @@ class Door:
                 self.position, self.command = self._target, "idle"
                 if self._target == "closed":
                     self.cycle_count = min(self.cycle_count + 1, 2**32 - 1)
-        self._seal = _lag(self._seal, 50.0 if self.sealed else 0.0, dt_s, 1.0)
+        if self.sealed and self.seal_leak_kpa_s > 0:
+            # The leak outruns the seal's compressor: the pressure only goes down.
+            self._seal = max(0.0, self._seal - self.seal_leak_kpa_s * dt_s)
+        else:
+            self._seal = _lag(self._seal, SEAL_KPA if self.sealed else 0.0, dt_s, 1.0)
         self.seal_pressure = max(0.0, self._seal + rng.gauss(0, 0.1))
         moving = self.position == "moving"
         self.motor_current = max(0.0, 4.5 + rng.gauss(0, 0.05)) if moving else 0.0
@@ -160,7 +182,9 @@ class Ventilation:
     def moving_air(self) -> bool:
         return self.fan_running and not self.fan_fault
 
-    def step(self, dt_s: float, rng: random.Random, door_sealed: bool) -> None:
+    def step(
+        self, dt_s: float, rng: random.Random, door_sealed: bool, door_leakage: float = 0.0
+    ) -> None:
         fresh = self.moving_air and self.mode != "isolated"
         filtered = fresh and self.mode == "filtered"
         if not fresh:
@@ -169,6 +193,9 @@ class Ventilation:
             target = 1.0
         else:
             target = 40.0 if filtered else 3.0
+            if door_leakage > 0:
+                # A leaking door holds somewhere between closed and open.
+                target += (1.0 - target) * door_leakage
         self._pressure = _lag(self._pressure, target, dt_s, 4.0)
         self.overpressure = _clamp(self._pressure + rng.gauss(0, 0.3), -3000.0, 3000.0)
         self.fan_current = max(0.0, 7.0 + rng.gauss(0, 0.05)) if self.moving_air else 0.0
@@ -215,6 +242,12 @@ class Environment:
     o2: float = 20.9
     temperature: float = 18.0
     humidity: float = 65.0
+    # Fault hooks (scenario rising_humidity): while humidity_setpoint is set, humidity is driven
+    # toward it at humidity_rate_pct_s (a wet wall; a dehumidifier after repair) on top of its
+    # random walk. With humidity_release the setpoint is dropped once reached.
+    humidity_setpoint: float | None = None
+    humidity_rate_pct_s: float = 0.0
+    humidity_release: bool = False
     _co2: float = 0.04
 
     def step(self, dt_s: float, rng: random.Random, fresh_air: bool) -> None:
@@ -228,6 +261,11 @@ class Environment:
         self.o2 = _clamp(20.9 - 1.15 * (self._co2 - 0.04) + rng.gauss(0, 0.01), 0.0, 25.0)
         self.temperature = 18.0 + rng.gauss(0, 0.05)
         walked = self.humidity + rng.gauss(0, 0.1 * math.sqrt(dt_s))
+        if self.humidity_setpoint is not None:
+            gap = self.humidity_setpoint - walked
+            walked += math.copysign(min(abs(gap), self.humidity_rate_pct_s * dt_s), gap)
+            if self.humidity_release and abs(self.humidity_setpoint - walked) < 0.5:
+                self.humidity_setpoint, self.humidity_release = None, False
         # Reflect at the bounds so the walk does not stick to them.
         if walked < 40.0:
             walked = 80.0 - walked
@@ -330,7 +368,7 @@ class ShelterPhysics:
     def step(self, dt_s: float) -> None:
         rng = self.rng
         self.door.step(dt_s, rng)
-        self.vent.step(dt_s, rng, self.door.sealed)
+        self.vent.step(dt_s, rng, self.door.sealed, self.door.leakage)
         self.env.step(dt_s, rng, self.vent.moving_air and self.vent.mode != "isolated")
         self.water.step(dt_s, rng)
         self.power.step(dt_s, rng)
@@ -381,6 +419,10 @@ class SirenPhysics:
     ac_power: bool = True
     amplifier_fault: bool = False
     battery_voltage: float = 27.2
+    # Fault hooks (scenario siren_battery_decay): V/s the battery loses on top of any discharge,
+    # even on mains (a dead cell, a failed charger), down to battery_floor_v.
+    battery_fault_v_s: float = 0.0
+    battery_floor_v: float = 21.0
     last_self_test: int = 0
     last_self_test_result: str = "none"
     firmware: str = "SW-SIM-1"
@@ -397,7 +439,9 @@ class SirenPhysics:
         self.active_signal, self.command, self._left_s = "none", "idle", 0.0
 
     def step(self, dt_s: float) -> None:
-        if self.state in ("sounding", "testing"):
+        if self.state == "sounding" and self.amplifier_fault:
+            self._idle()  # the amplifier died mid-signal: nothing sounds any more
+        elif self.state in ("sounding", "testing"):
             self._left_s -= dt_s
             if self._left_s <= 0:
                 if self.state == "testing":
@@ -406,10 +450,11 @@ class SirenPhysics:
                 self._idle()
         elif self.state in ("idle", "fault"):
             self.state = "fault" if self.amplifier_fault else "idle"
-        if self.ac_power:
+        if self.ac_power and self.battery_fault_v_s <= 0:
             self._battery = 27.2
         else:
-            self._battery = max(21.0, self._battery - 0.0005 * dt_s)
+            rate = (0.0 if self.ac_power else 0.0005) + self.battery_fault_v_s
+            self._battery = max(self.battery_floor_v, self._battery - rate * dt_s)
         self.battery_voltage = self._battery + self.rng.gauss(0, 0.02)
 
     def values(self, kind: str = "siren") -> dict[str, Value]:

@@ -46,7 +46,8 @@ async def list_sites(store: StoreDep) -> list[str]:
 async def site_latest(
     store: StoreDep, site: str = Path(pattern=SLUG_PATTERN, max_length=64)
 ) -> SiteLatest:
-    rows = await store.latest(site)
+    # Alert events live in the store too (measurement "alert"); they are not readings.
+    rows = [row for row in await store.latest(site) if row.kind != "alert"]
     if not rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no readings for site {site!r}")
     devices: dict[str, DeviceReadings] = {}

@@ -76,6 +76,7 @@ async def run_demo(opts: DemoOptions) -> None:
     from collector import Collector, CollectorSettings
     from control import ControlSettings, create_app
     from firmware_sim import Fleet, FleetSpec
+    from firmware_sim.control import DEFAULT_CONTROL_PORT, FaultServer
     from gateway import Gateway, GatewaySettings
     from shelterwatch.cli.broker import EmbeddedBroker
     from shelterwatch.cli.services import gateway_yaml
@@ -116,6 +117,11 @@ async def run_demo(opts: DemoOptions) -> None:
         fleet = await stack.enter_async_context(
             Fleet(FleetSpec(shelters=opts.shelters, sirens=opts.sirens, base_port=0))
         )
+        # Faults can be switched on from another shell (`shelterwatch sim fault ...`); the
+        # usual port when it is free, any free one otherwise.
+        faults = await stack.enter_async_context(
+            FaultServer(fleet, DEFAULT_CONTROL_PORT if _port_free(DEFAULT_CONTROL_PORT) else 0)
+        )
         store = await stack.enter_async_context(open_store(store_url))
         gateways = [
             Gateway(
@@ -138,8 +144,17 @@ async def run_demo(opts: DemoOptions) -> None:
             for site in fleet.gateway_config(host, port, mqtt.prefix)
         ]
         collector = Collector(
-            CollectorSettings(
-                mqtt=mqtt, client_id="shelterwatch-demo-collector", store_url=store_url
+            CollectorSettings.model_validate(
+                {
+                    "mqtt": mqtt,
+                    "client_id": "shelterwatch-demo-collector",
+                    "store_url": store_url,
+                    # The default rule pack, with its state kept beside the demo's data.
+                    "alerts": {
+                        "enabled": True,
+                        "state_path": str(opts.data_dir / "alert-state.db"),
+                    },
+                }
             ),
             store,
         )
@@ -173,10 +188,20 @@ async def run_demo(opts: DemoOptions) -> None:
                     store_url,
                     passwords,
                     control_config,
+                    faults.url,
                 )
         except* _Stop:
             log.info("stopping the demo")
     log.info("demo stopped")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class _Stop(Exception):
@@ -254,6 +279,7 @@ def _print_banner(
     store_url: str,
     passwords: dict[str, str] | None,
     control_config: Path,
+    fault_url: str,
 ) -> None:
     api = f"http://127.0.0.1:{opts.http_port}"
     broker = opts.broker or f"embedded amqtt on mqtt://{mqtt.host}:{mqtt.port}"
@@ -288,6 +314,7 @@ Try:
       -d '{{"username": "viewer", "password": "{viewer_password}"}}' \\
       | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
   curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites/shelter-01/latest
+  shelterwatch sim fault shelter-01 rising_humidity --sim {fault_url}   # then watch alerts
 
 Ctrl-C stops everything.
 """,

@@ -75,13 +75,94 @@ def demo(
     _run(run_demo(opts))
 
 
-@app.command()
-def sim(config: ConfigOption = None) -> None:
-    """Run a simulated fleet of shelter and siren devices (Modbus TCP servers)."""
+# `sim` runs the fleet when called alone (`shelterwatch sim --config F`, as before it became a
+# group) and takes subcommands that reach a running one (`shelterwatch sim fault SITE SCENARIO`).
+sim_app = typer.Typer(add_completion=False)
+SimUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--sim",
+        envvar="SHELTERWATCH_SIM_CONTROL",
+        help="fault-control URL of the running simulator (its control_port on 127.0.0.1)",
+    ),
+]
+DEFAULT_SIM_URL = "http://127.0.0.1:15019"  # firmware_sim.control.DEFAULT_CONTROL_URL
+
+
+@sim_app.callback(invoke_without_command=True)
+def sim(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Run a simulated fleet of shelter and siren devices (Modbus TCP servers); `sim fault`
+    breaks and repairs a running one."""
+    if ctx.invoked_subcommand is not None:
+        return
     from shelterwatch.cli.services import run_sim
 
     setup_logging()
     _run(run_sim(config))
+
+
+@sim_app.command("fault")
+def sim_fault(
+    site: Annotated[str, typer.Argument(help="simulated site, e.g. shelter-01 or siren-02")],
+    scenario: Annotated[str, typer.Argument(help="fault scenario, e.g. seal_leak")],
+    options: Annotated[
+        list[str] | None,
+        typer.Argument(help="scenario options as key=value, e.g. rate_kpa_s=0.05"),
+    ] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="undo the fault instead")] = False,
+    url: SimUrlOption = DEFAULT_SIM_URL,
+) -> None:
+    """Switch a fault scenario on at a site of the running simulator, or repair it.
+
+    Scenarios: seal_leak, filter_clogging, fan_failure, water_leak, rising_humidity,
+    siren_battery_decay, siren_amplifier_fault, stuck_sensor, comm_loss (docs/simulator.md).
+    """
+    from firmware_sim.control import FaultClient
+
+    parsed: dict[str, object] = {}
+    for item in options or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            typer.echo(f"error: scenario options are key=value, got {item!r}", err=True)
+            sys.exit(2)
+        parsed[key] = value
+    if repair and parsed:
+        typer.echo("error: --repair takes no scenario options", err=True)
+        sys.exit(2)
+    try:
+        client = FaultClient(url)
+        if repair:
+            client.repair(site, scenario)
+            typer.echo(f"repaired {scenario} at {site}")
+        else:
+            fault = client.fault(site, scenario, parsed)
+            shown = " ".join(f"{k}={v}" for k, v in fault["options"].items() if v != "")
+            typer.echo(f"{scenario} on at {site}" + (f" ({shown})" if shown else ""))
+    except (ShelterwatchError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@sim_app.command("faults")
+def sim_faults(url: SimUrlOption = DEFAULT_SIM_URL) -> None:
+    """List the active faults of the running simulator, and the scenarios it knows."""
+    from firmware_sim.control import FaultClient
+
+    try:
+        status = FaultClient(url).status()
+    except (ShelterwatchError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    faults = status.get("faults", [])
+    typer.echo("active faults:" if faults else "no active faults")
+    for fault in faults:
+        opts = " ".join(f"{k}={v}" for k, v in fault["options"].items() if v != "")
+        typer.echo(f"  {fault['site']:<12} {fault['scenario']:<22} {opts}")
+    typer.echo("scenarios:")
+    for name, spec in status.get("scenarios", {}).items():
+        opts = " ".join(f"{k}={v}" for k, v in spec["options"].items())
+        kinds = "/".join(spec["site_kinds"])
+        typer.echo(f"  {name:<22} {kinds:<14} {opts}")
 
 
 @app.command()
@@ -114,6 +195,7 @@ def control(config: ConfigOption = None) -> None:
 def _add_groups() -> None:
     from shelterwatch.cli import audit, db, deploy, keys, users
 
+    app.add_typer(sim_app, name="sim")
     app.add_typer(users.app, name="users", help="User accounts of the control service.")
     app.add_typer(audit.app, name="audit", help="The audit trail: verify and export.")
     app.add_typer(keys.app, name="keys", help="Command-signing keys.")

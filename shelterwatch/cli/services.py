@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ import yaml
 from pydantic import Field
 
 from shelterwatch.config import MqttSettings, ServiceSettings, load_settings
+from shelterwatch.errors import ConfigError
 from shelterwatch.store.factory import open_store
 
 __all__ = ["SimSettings", "run_collector", "run_control", "run_gateway", "run_sim"]
@@ -27,13 +29,16 @@ class SimSettings(ServiceSettings):
     base_port: Annotated[int, Field(ge=0, le=65535)] = 15020
     tick_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     seed: int = 1
+    # Port of the fault-control endpoint on 127.0.0.1 (`shelterwatch sim fault`); 0 picks a
+    # free port, null turns it off.
+    control_port: Annotated[int, Field(ge=0, le=65535)] | None = 15019
     # Where to write one gateway settings file per site, for `shelterwatch gateway`.
     gateway_config_dir: Path | None = None
     mqtt: MqttSettings = MqttSettings()
 
 
 async def run_sim(config: Path | None) -> None:
-    from firmware_sim import Fleet, FleetSpec
+    from firmware_sim import FaultServer, Fleet, FleetSpec
 
     settings = load_settings(SimSettings, config)
     spec = FleetSpec(
@@ -44,7 +49,16 @@ async def run_sim(config: Path | None) -> None:
         tick_s=settings.tick_s,
         seed=settings.seed,
     )
-    async with Fleet(spec) as fleet:
+    async with Fleet(spec) as fleet, contextlib.AsyncExitStack() as stack:
+        if settings.control_port is not None:
+            control = FaultServer(fleet, settings.control_port)
+            try:
+                await stack.enter_async_context(control)
+            except OSError as exc:
+                raise ConfigError(
+                    f"control_port {settings.control_port}: cannot listen on 127.0.0.1 ({exc})"
+                ) from exc
+            log.info("fault control on %s (shelterwatch sim fault SITE SCENARIO)", control.url)
         for d in fleet.devices:
             log.info(
                 "simulated %s/%s (%s) on %s:%d unit %d",
