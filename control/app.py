@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from control.api import audit, auth, commands, health, sites, users
+from control.alerts import AlertService
+from control.api import alerts, audit, auth, commands, health, sites, users
 from control.audit.middleware import AuditMiddleware
 from control.commands import CommandService
 from control.db import Database
@@ -28,16 +29,20 @@ def create_app(settings: ControlSettings) -> FastAPI:
         ):
             if settings.migrate_on_start:
                 await db.upgrade()
-            async with CommandService(settings, db) as command_service:
+            async with (
+                CommandService(settings, db) as command_service,
+                AlertService(settings, db) as alert_service,
+            ):
                 yield {
                     "settings": settings,
                     "db": db,
                     "store": store,
                     "commands": command_service,
+                    "alerts": alert_service,
                 }
 
     app = FastAPI(title="Shelterwatch control", version=__version__, lifespan=lifespan)
-    for module in (health, auth, users, sites, commands, audit):
+    for module in (health, auth, users, sites, commands, alerts, audit):
         app.include_router(module.router)
     # Every mutating request leaves an audit row, whoever handles it.
     app.add_middleware(AuditMiddleware)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+import os
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from shelterwatch.config import MqttSettings, ServiceSettings
+from shelterwatch.contract import SLUG_PATTERN
 
-__all__ = ["ControlSettings", "PasswordHashing"]
+__all__ = ["AlertSettings", "ControlSettings", "PasswordHashing", "Severity", "WebhookSettings"]
+
+Severity = Literal["critical", "major", "minor", "warning"]
 
 
 class PasswordHashing(BaseModel):
@@ -20,6 +24,75 @@ class PasswordHashing(BaseModel):
     time_cost: Annotated[int, Field(ge=1, le=20)] = 3
     memory_kib: Annotated[int, Field(ge=64, le=4 * 1024 * 1024)] = 65536
     parallelism: Annotated[int, Field(ge=1, le=64)] = 4
+
+
+class WebhookSettings(BaseModel):
+    """One receiver of alert notifications: signed POSTs (see docs/alerts.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A stable, non-secret identity: pending deliveries name their webhook by it across
+    # restarts, and the API shows it (a URL may carry a token in its path, so never the URL).
+    name: Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)]
+    url: AnyHttpUrl
+    # The HMAC key. Give it through the environment: either the whole webhooks list as JSON in
+    # SHELTERWATCH_ALERTS__WEBHOOKS, or `secret_env` in the file naming the variable to read.
+    secret: SecretStr = SecretStr("")
+    secret_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")] | None = None
+    # Alerts below this severity are not sent to this webhook.
+    min_severity: Severity = "warning"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_from_env(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("secret_env") and not data.get("secret"):
+            name = data["secret_env"]
+            value = os.environ.get(str(name), "")
+            if not value:
+                raise ValueError(f"secret_env: the environment variable {name} is not set")
+            data = {**data, "secret": value}
+        return data
+
+    @model_validator(mode="after")
+    def _secret_is_strong(self) -> Self:
+        # An unsigned or guessable signature would let anyone forge an alert to the receiver.
+        if len(self.secret.get_secret_value()) < 16:
+            raise ValueError(
+                f"webhook {self.name}: secret must be at least 16 characters "
+                "(set it in the environment; see secret_env)"
+            )
+        return self
+
+
+class AlertSettings(BaseModel):
+    """Alerts the collector's engine publishes: recording them, and notifying webhooks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # MQTT client id of the alert link: fixed, so the broker queues alerts for it while the
+    # control service restarts. It must differ from command_client_id (one session per id).
+    # Default: shelterwatch-control-alerts-<hostname>; give each replica its own.
+    client_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    # An unacknowledged critical alert is notified again this often until it is acknowledged
+    # or cleared; 0 notifies once.
+    repeat_critical_s: Annotated[float, Field(ge=0)] = 900.0
+    # One delivery attempt waits this long for the receiver's answer.
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Give up on a delivery after this many attempts (the failure is recorded on the alert).
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    # Retries back off exponentially from the first pause to the cap, with jitter.
+    webhook_backoff_initial_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    webhook_backoff_max_s: Annotated[float, Field(gt=0, le=86400)] = 600.0
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        names = [w.name for w in self.webhooks]
+        if len(names) != len(set(names)):
+            raise ValueError("webhooks: each webhook needs its own name")
+        if self.webhook_backoff_initial_s > self.webhook_backoff_max_s:
+            raise ValueError("webhook_backoff_initial_s must not exceed webhook_backoff_max_s")
+        return self
 
 
 class ControlSettings(ServiceSettings):
@@ -55,6 +128,9 @@ class ControlSettings(ServiceSettings):
     # across restarts. Give each replica its own (default: shelterwatch-control-<hostname>).
     command_client_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
+    # -- alerts ---------------------------------------------------------------------------
+    alerts: AlertSettings = AlertSettings()
+
     @model_validator(mode="after")
     def _no_default_secret(self) -> Self:
         if self.mode == "production" and not self.command_private_key.get_secret_value():
@@ -62,6 +138,13 @@ class ControlSettings(ServiceSettings):
                 "command_private_key must be set in production (SHELTERWATCH_COMMAND_PRIVATE_KEY); "
                 "`shelterwatch keys generate` makes a key pair"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_client_ids(self) -> Self:
+        # The broker drops one of two connections that share a client id, back and forth.
+        if self.alerts.client_id is not None and self.alerts.client_id == self.command_client_id:
+            raise ValueError("alerts.client_id must differ from command_client_id")
         return self
 
     @property

@@ -402,6 +402,11 @@ class AlertEngine:
             return
         if d.online != status.online or d.status_ts < 0:
             self._dirty_devices.add((d.site, d.device))
+        if status.online and d.online is False:
+            # Back from an outage: its silence is the offline rule's business, and the
+            # first data is on its way (the gateway publishes the state first). Without
+            # this a tick between the two raised a stale alert back-dated into the outage.
+            d.last_seen = max(d.last_seen, seen)
         d.status_ts = status.ts_ms
         d.online = status.online
         verdict = 0 if status.online else 1

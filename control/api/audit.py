@@ -85,7 +85,9 @@ class VerifyReport(BaseModel):
 async def list_entries(
     db: DatabaseDep,
     after_seq: Annotated[
-        int | None, Query(ge=0, description="rows after this seq; omit for the newest rows")
+        # Bounded to what the BIGINT column holds: a larger number is a 422, not a 500.
+        int | None,
+        Query(ge=0, le=2**63 - 1, description="rows after this seq; omit for the newest rows"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:

@@ -58,6 +58,11 @@ class Permission(StrEnum):
     COMMANDS_APPROVE = "commands.approve"
     # User accounts: create, list, change role, reset password, disable.
     USERS_MANAGE = "users.manage"
+    # Reading alerts, their history and their notifications.
+    ALERTS_READ = "alerts.read"
+    # Acknowledging an alert: the person on site who takes it in hand (a maintainer fixing
+    # the equipment, or any duty officer or commander above).
+    ALERTS_ACK = "alerts.ack"
 
 
 MINIMUM_ROLE: dict[Permission, Role] = {
@@ -68,6 +73,8 @@ MINIMUM_ROLE: dict[Permission, Role] = {
     Permission.COMMANDS_OPERATE: Role.DUTY_OFFICER,
     Permission.COMMANDS_APPROVE: Role.COMMANDER,
     Permission.USERS_MANAGE: Role.ADMIN,
+    Permission.ALERTS_READ: Role.VIEWER,
+    Permission.ALERTS_ACK: Role.MAINTAINER,
 }
 
 

@@ -53,6 +53,9 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET",  "/api/v1/audit"):                       Role.COMMANDER,
     ("GET",  "/api/v1/audit/verify"):                Role.COMMANDER,
     ("GET",  "/api/v1/audit/export"):                Role.COMMANDER,
+    ("GET",  "/api/v1/alerts"):                      Role.VIEWER,
+    ("GET",  "/api/v1/alerts/{alert_id}"):           Role.VIEWER,
+    ("POST", "/api/v1/alerts/{alert_id}/ack"):       Role.MAINTAINER,
 }
 # fmt: on
 
@@ -60,6 +63,7 @@ ACCESS: dict[tuple[str, str], Access] = {
 PATH_VALUES: dict[str, str] = {
     "site": "shelter-99",
     "username": "no-such-user",
+    "alert_id": "999999",
 }
 DEFAULT_PATH_VALUE = "no-such-thing"
 METHODS = {"get", "put", "post", "delete", "patch"}

@@ -344,6 +344,20 @@ def test_stale_is_silent_for_offline_devices_and_gateways() -> None:
     assert engine.events() == []
 
 
+def test_a_device_back_from_an_outage_is_not_stale_before_its_first_data() -> None:
+    # The gateway publishes "online" before the first data; a tick in between must not raise
+    # a stale alert back-dated into the outage.
+    engine = AlertEngine(pack({"name": "silent", "kind": "stale", "interval_s": 60, "factor": 3}))
+    feed(engine, sample("water", "tank", T0, tank_level=50.0))
+    engine.on_status(DeviceStatus("shelter-01", "gw-01", "tank", "water", T0 + S, False))
+    back = T0 + 300 * S
+    engine.on_status(DeviceStatus("shelter-01", "gw-01", "tank", "water", back, True))
+    engine.tick(back + 50)
+    assert engine.events() == []
+    feed(engine, sample("water", "tank", back + 100, tank_level=50.0))
+    assert engine.events() == []
+
+
 def test_flatline_finds_a_stuck_sensor_only_while_it_should_move() -> None:
     rule = {
         "name": "stuck",
