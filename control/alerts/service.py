@@ -27,11 +27,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from control.alerts import records
 from control.alerts.errors import AlertAlreadyAcknowledged, AlertNotFound, AlertsUnavailable
-from control.alerts.link import run_link
 from control.alerts.webhooks import deliver, retry_delay
 from control.audit import append_audit
 from control.db import Database
 from control.db.models import AlertNotification, AlertRecord
+from control.mqtt_link import run_link
 from control.settings import ControlSettings, WebhookSettings
 from shelterwatch.contract import Alert, TopicKind, parse_topic
 from shelterwatch.errors import ContractError
@@ -113,7 +113,14 @@ class AlertService:
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(
-                run_link(self.settings.mqtt, self.client_id, self._session, self.connected),
+                run_link(
+                    "alerts",
+                    self.settings.mqtt,
+                    self.client_id,
+                    self._session,
+                    self.connected,
+                    while_down="alerts wait at the broker until it is back",
+                ),
                 name="alert-link",
             )
             tg.create_task(self._deliverer(), name="alert-deliveries")

@@ -28,10 +28,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from control.audit import append_audit
 from control.commands import records
 from control.commands.errors import CommandUnavailable, InvalidCommand
-from control.commands.link import run_link
 from control.commands.records import Outcome, now_ms
 from control.commands.states import RecordState
 from control.db import CommandRecord, Database
+from control.mqtt_link import run_link
 from control.settings import ControlSettings
 from shelterwatch.contract import (
     CommandAck,
@@ -125,7 +125,15 @@ class CommandService:
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(
-                run_link(self.settings.mqtt, self.client_id, self._session, self.connected),
+                run_link(
+                    "commands",
+                    self.settings.mqtt,
+                    self.client_id,
+                    self._session,
+                    self.connected,
+                    while_down="commands submitted now wait in the database and are published "
+                    "when it is back",
+                ),
                 name="command-link",
             )
             tg.create_task(self._sweeper(), name="command-sweep")

@@ -1,9 +1,10 @@
-"""The control service's MQTT link: one persistent session, reconnected with backoff.
+"""The control service's MQTT links: one persistent session each, reconnected with backoff.
 
-The session is persistent (fixed client id, MQTT 5 session expiry) so that acks published
-while the control service restarts wait at the broker. Received acks are acknowledged to the
-broker only after they are in the database (``manual_ack``): if the service dies in between,
-the broker delivers them again, and the records ignore the duplicate.
+The command link and the alert link are built the same way: a fixed client id and an MQTT 5
+session that does not expire, so what gateways and the collector publish while the control
+service restarts waits at the broker; and ``manual_ack``, so a message is acknowledged to the
+broker only after it is in the database. If the service dies in between, the broker delivers
+it again, and the records ignore the duplicate.
 """
 
 from __future__ import annotations
@@ -29,19 +30,26 @@ def _leaf(exc: BaseException) -> BaseException:
 
 
 async def run_link(
+    name: str,
     mqtt: MqttSettings,
     client_id: str,
     session: Callable[[MqttClient], Awaitable[None]],
     connected: asyncio.Event,
+    *,
+    while_down: str,
 ) -> None:
-    """Connect, run ``session`` until the link fails, and again, until cancelled."""
+    """Connect, run ``session`` until the link fails, and again, until cancelled.
+
+    ``name`` prefixes the log lines; ``while_down`` tells an operator what happens meanwhile.
+    """
     backoff = Backoff(initial=0.5, maximum=mqtt.reconnect_max_s)
     down = False
     while True:
         try:
             async with MqttClient(mqtt, client_id, persistent=True, manual_ack=True) as client:
                 log.info(
-                    "commands: MQTT link to %s:%s %s (client id %s)",
+                    "%s: MQTT link to %s:%s %s (client id %s)",
+                    name,
                     mqtt.host,
                     mqtt.port,
                     "back" if down else "up",
@@ -55,18 +63,19 @@ async def run_link(
                 finally:
                     connected.clear()
         except Exception as exc:
-            # Broker gone, a refused subscription, or the database failing under an ack (that
-            # ack stays unacknowledged and comes again): all are retried after a pause. Log
-            # once per outage, then quietly.
+            # Broker gone, a refused subscription, or the database failing under a message
+            # (it stays unacknowledged and comes again): all are retried after a pause.
+            # Logged once per outage, then quietly.
             cause = _leaf(exc)
             if not down:
                 log.warning(
-                    "commands: MQTT link down (%s: %s); commands submitted now wait in the "
-                    "database and are published when it is back",
+                    "%s: MQTT link down (%s: %s); %s",
+                    name,
                     type(cause).__name__,
                     cause,
+                    while_down,
                 )
             else:
-                log.debug("commands: MQTT link still down: %s", cause)
+                log.debug("%s: MQTT link still down: %s", name, cause)
             down = True
         await asyncio.sleep(backoff.next())
