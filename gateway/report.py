@@ -25,18 +25,24 @@ class ReportFilter:
     ) -> tuple[dict[str, Value], dict[str, Quality]]:
         """Values and qualities to publish now; records them as reported."""
         changed: dict[str, Value] = {}
+        reported, was_bad = self._reported, self._quality
         for name, value in values.items():
-            last = self._reported.get(name)
+            last = reported.get(name)
+            # Hot path: most readings equal the last reported one (same type, same value).
+            if last is not None and type(last) is type(value) and last == value and not was_bad:
+                continue
             if (
                 last is None
-                or self._quality.get(name) is not None
+                or was_bad.get(name) is not None
                 or _moved(last, value, self._deadbands.get(name, 0.0))
             ):
                 changed[name] = value
-                self._reported[name] = value
+                reported[name] = value
+        if not quality and not was_bad:
+            return changed, {}
         bad: dict[str, Quality] = {}
         for name, q in quality.items():
-            if self._quality.get(name) is not q:
+            if was_bad.get(name) is not q:
                 bad[name] = q
         # A point back to good quality is reported through its value above.
         self._quality = dict(quality)
