@@ -11,15 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 
 from shelterwatch.backoff import Backoff
 from shelterwatch.config import MqttSettings
 from shelterwatch.mqtt_client import MqttClient
 
-__all__ = ["run_link"]
+__all__ = ["host_client_id", "run_link"]
 
 log = logging.getLogger(__name__)
+
+
+def host_client_id(prefix: str) -> str:
+    """``<prefix>-<hostname>``: stable across restarts, so the broker keeps the session (and
+    what is queued in it); replicas differ by host name. Two replicas on one host, or two
+    links of one replica, need ids of their own."""
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+    return f"{prefix}-{host or 'host'}"[:64]
 
 
 def _leaf(exc: BaseException) -> BaseException:

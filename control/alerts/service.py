@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import socket
 from typing import Self
 
 import httpx
@@ -31,7 +30,7 @@ from control.alerts.webhooks import deliver, retry_delay
 from control.audit import append_audit
 from control.db import Database
 from control.db.models import AlertNotification, AlertRecord
-from control.mqtt_link import run_link
+from control.mqtt_link import host_client_id, run_link
 from control.settings import ControlSettings, WebhookSettings
 from shelterwatch.contract import Alert, TopicKind, parse_topic
 from shelterwatch.errors import ContractError
@@ -55,10 +54,8 @@ class _State(enum.Enum):
 
 
 def default_client_id() -> str:
-    # Stable across restarts so the broker keeps the session; not the command link's id, or
-    # the broker would drop one connection for the other.
-    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
-    return f"shelterwatch-control-alerts-{host or 'host'}"[:64]
+    # Not the command link's id, or the broker would drop one connection for the other.
+    return host_client_id("shelterwatch-control-alerts")
 
 
 class AlertService:

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import socket
 import uuid
 from collections.abc import Mapping
 from typing import Self
@@ -31,7 +30,7 @@ from control.commands.errors import CommandUnavailable, InvalidCommand
 from control.commands.records import Outcome, now_ms
 from control.commands.states import RecordState
 from control.db import CommandRecord, Database
-from control.mqtt_link import run_link
+from control.mqtt_link import host_client_id, run_link
 from control.settings import ControlSettings
 from shelterwatch.contract import (
     CommandAck,
@@ -68,10 +67,7 @@ class _State(enum.Enum):
 
 
 def default_client_id() -> str:
-    # Stable across restarts so the broker keeps the session (and the acks queued in it);
-    # replicas differ by host name. Two replicas on one host need their own ids.
-    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
-    return f"shelterwatch-control-{host or 'host'}"[:64]
+    return host_client_id("shelterwatch-control")
 
 
 class CommandService:
