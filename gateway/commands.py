@@ -215,6 +215,8 @@ class CommandRunner:
             )
         if command.expires - command.ts > s.max_lifetime_s * 1000:
             raise _Refused(CommandState.REJECTED, "valid for longer than max_lifetime_s allows")
+        if command.device is None:
+            raise _Refused(CommandState.REJECTED, f"{command.action} needs a device")
         target = self._targets.get(command.device)
         if target is None:
             raise _Refused(CommandState.REJECTED, f"unknown device {command.device!r}")

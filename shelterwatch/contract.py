@@ -28,6 +28,9 @@ from shelterwatch.errors import ContractError
 __all__ = [
     "CONTRACT_VERSION",
     "DEFAULT_PREFIX",
+    "SIREN_ACTIVATE",
+    "SIREN_CANCEL",
+    "SIREN_PRIORITY",
     "SLUG_PATTERN",
     "Alert",
     "CommandAck",
@@ -40,6 +43,11 @@ __all__ = [
     "OutboxHealth",
     "PointInfo",
     "Quality",
+    "SignalSegment",
+    "SignalSpec",
+    "SirenKind",
+    "SirenOrder",
+    "SirenOutcome",
     "Topic",
     "TopicKind",
     "Value",
@@ -263,15 +271,98 @@ class CommandState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+# Siren actions. One ``siren.activate`` command per gateway carries all of that gateway's target
+# sirens; ``siren.cancel`` stops every siren of an activation on the gateway that receives it.
+SIREN_ACTIVATE = "siren.activate"
+SIREN_CANCEL = "siren.cancel"
+
+Seconds = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]
+
+
+class SirenKind(StrEnum):
+    """Why a siren acts. The order is the priority: a later kind preempts an earlier one."""
+
+    SILENT_TEST = "silent_test"  # a diagnostic through the controller, no sound
+    AUDIBLE_TEST = "audible_test"  # a short tone, or a full signal on a test day
+    DRILL = "drill"
+    LIVE = "live"
+
+
+SIREN_PRIORITY: dict[SirenKind, int] = {kind: rank for rank, kind in enumerate(SirenKind)}
+
+
+class SignalSegment(_Payload):
+    """One sound-then-silence step of a signal. ``off_s`` may be 0 (continuous)."""
+
+    on_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)]
+    off_s: Seconds = 0.0
+
+
+class SignalSpec(_Payload):
+    """A signal as the gateway runs it: segments played in order, the whole ``repeat`` times.
+
+    ``number`` is the signal's number on controllers that hold built-in signals (the siren
+    profile's ``signal`` register); controllers that only switch a relay are timed by the
+    gateway from the segments. ``tone`` names the sound (steady, wail, ...), for controllers
+    that can choose it.
+    """
+
+    name: Slug
+    segments: Annotated[list[SignalSegment], Field(min_length=1, max_length=64)]
+    repeat: Annotated[int, Field(ge=1, le=100)] = 1
+    tone: Annotated[str, Field(max_length=32)] = "steady"
+    number: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+    @property
+    def duration_s(self) -> float:
+        """From the first sound to the end of the last sound (the final silence excluded)."""
+        cycle = sum(s.on_s + s.off_s for s in self.segments)
+        return cycle * self.repeat - self.segments[-1].off_s
+
+
+class SirenOrder(_Payload):
+    """What a ``siren.activate`` command asks of one gateway's sirens.
+
+    ``activation`` is the control service's activation id, the same on every gateway's
+    command; a gateway runs an activation on a siren at most once, however many commands
+    carry it. ``signal`` is absent for a silent test. ``exercise`` labels everything an
+    exercise sends, so nothing it sends can be taken for a live alert.
+    """
+
+    activation: Annotated[str, Field(min_length=1, max_length=128)]
+    kind: SirenKind
+    sirens: Annotated[list[Slug], Field(min_length=1, max_length=1000)]
+    signal: SignalSpec | None = None
+    exercise: Annotated[str, Field(max_length=128)] | None = None
+
+
+class SirenOutcome(StrEnum):
+    """What became of one siren in an activation, from the device's own feedback."""
+
+    STARTED = "started"  # the controller confirms it is sounding (not final)
+    SOUNDED = "sounded"  # it sounded the whole signal
+    TEST_PASSED = "test_passed"
+    TEST_FAILED = "test_failed"  # the controller's reason is in the detail
+    UNREACHABLE = "unreachable"  # the gateway could not talk to the controller
+    CANCELLED = "cancelled"  # a signed cancel (or a higher-priority activation) stopped it
+    FAILED = "failed"  # reachable, but it did not sound; the detail says what it read
 
 
 class CommandRequest(_Payload):
-    """A command to a gateway. ``sig`` authenticates it (see the control service)."""
+    """A command to a gateway. ``sig`` authenticates it (see the control service).
+
+    ``write`` names its ``device``; ``siren.activate`` carries its ``siren`` order instead,
+    and ``siren.cancel`` names the activation in ``params.activation``.
+    """
 
     id: Annotated[str, Field(min_length=1, max_length=128)]
-    device: Slug
+    device: Slug | None = None
     action: Annotated[str, Field(min_length=1, max_length=64)]
     params: dict[str, Value] = Field(default_factory=dict)
+    siren: SirenOrder | None = None
     ts: EpochMs
     expires: EpochMs
     actor: str
@@ -279,10 +370,19 @@ class CommandRequest(_Payload):
 
 
 class CommandAck(_Payload):
+    """The gateway's answer to a command.
+
+    Without ``device`` it is about the whole command. A ``siren.activate`` command also gets
+    one answer per siren with ``device`` and its ``outcome``: ``started`` when the controller
+    confirms the sound, then a final outcome.
+    """
+
     id: Annotated[str, Field(min_length=1, max_length=128)]
     state: CommandState
     detail: str = ""
     ts: EpochMs
+    device: Slug | None = None
+    outcome: SirenOutcome | None = None
 
 
 class Alert(_Payload):

@@ -33,7 +33,8 @@ __all__ = [
 
 
 def canonical_bytes(command: CommandRequest) -> bytes:
-    doc = command.model_dump(mode="json", exclude={"sig"})
+    # Absent and null are the same field: a third-party signer need not spell out nulls.
+    doc = command.model_dump(mode="json", exclude={"sig"}, exclude_none=True)
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

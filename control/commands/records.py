@@ -92,7 +92,7 @@ async def create(db: Database, gateway: str, command: CommandRequest) -> Command
     record = CommandRecord(
         id=command.id,
         gateway=gateway,
-        device=command.device,
+        device=command.device or "",
         action=command.action,
         params=_canonical(dict(command.params)),
         actor=command.actor,
