@@ -34,7 +34,7 @@ from shelterwatch.contract import Value
 from shelterwatch.errors import CodecError
 from shelterwatch.profiles.model import Profile, RegisterKind
 
-__all__ = ["SimDevice", "SimSerialBus"]
+__all__ = ["SimBank", "SimDevice", "SimSerialBus"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class SimDevice:
         # the physics says, like a transmitter that has hung.
         self.stuck: dict[str, Value] = {}
         self._server: ModbusTcpServer | None = None
+        # Set when the device answers as one unit of a SimBank instead of its own server.
+        self.bank: SimBank | None = None
         self.refresh()
 
     def __repr__(self) -> str:
@@ -98,6 +100,8 @@ class SimDevice:
 
     @property
     def running(self) -> bool:
+        if self.bank is not None:
+            return self.bank.running
         return self._server is not None
 
     def refresh(self) -> None:
@@ -136,7 +140,13 @@ class SimDevice:
         return ModbusSimDevice(unit, simdata=self._blocks(), action=self._action)
 
     async def start(self) -> None:
-        """Listen on ``host:port`` (a free port the first time if port is 0)."""
+        """Listen on ``host:port`` (a free port the first time if port is 0).
+
+        A device of a bank starts the bank: it has no server of its own.
+        """
+        if self.bank is not None:
+            await self.bank.start()
+            return
         if self._server is not None:
             return
         framer = FramerType.RTU if self.rtu_over_tcp else FramerType.SOCKET
@@ -153,7 +163,14 @@ class SimDevice:
         self._server = server
 
     async def stop(self) -> None:
-        """Close the listening socket and drop every client connection."""
+        """Close the listening socket and drop every client connection.
+
+        A device of a bank stops the whole bank: its units share one server, like the posts
+        behind one serial server.
+        """
+        if self.bank is not None:
+            await self.bank.stop()
+            return
         server, self._server = self._server, None
         if server is None:
             return
@@ -278,3 +295,54 @@ class SimSerialBus:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+class SimBank:
+    """Several simulated devices behind one Modbus TCP server, each on its own unit id.
+
+    Cheap at scale (one listening socket for many siren posts) and what a serial device
+    server in front of an RS-485 bus looks like to the gateway: one host:port, many units.
+    The devices' ``host``, ``port`` and ``unit_id`` are set to the bank's.
+    """
+
+    def __init__(self, devices: list[SimDevice], *, host: str = "127.0.0.1", port: int = 0) -> None:
+        if not 1 <= len(devices) <= 247:
+            raise ValueError(f"a bank serves 1..247 units, got {len(devices)}")
+        self.devices = devices
+        self.host = host
+        self.port = port
+        self._server: ModbusTcpServer | None = None
+        for unit, device in enumerate(devices, start=1):
+            device.bank, device.unit_id, device.host, device.port = self, unit, host, port
+
+    def __repr__(self) -> str:
+        return f"SimBank({self.host}:{self.port}, {len(self.devices)} units)"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        units = [d.modbus_device() for d in self.devices]
+        server = ModbusTcpServer(units, address=(self.host, self.port))
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:
+            raise OSError(f"{self!r}: cannot listen on {self.host}:{self.port}") from exc
+        listener = server.transport
+        if self.port == 0 and isinstance(listener, asyncio.Server):
+            self.port = int(listener.sockets[0].getsockname()[1])
+            for device in self.devices:
+                device.port = self.port
+        self._server = server
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        listener = server.transport
+        server.close()
+        if isinstance(listener, asyncio.Server):
+            await listener.wait_closed()

@@ -2,6 +2,12 @@
 
 ``serve_rtu`` also puts chosen devices on a serial port as Modbus RTU units (one RS-485 bus,
 several unit ids), answering from the same registers as their TCP servers.
+
+Siren posts come in two kinds: ``sirens`` controllers with built-in signals (``siren``
+profile) and ``relay_sirens`` switched by a relay (``siren_relay``), numbered on from the
+first kind. With ``sirens_per_server`` > 1 the posts share Modbus TCP servers, that many units
+each (``SimBank``), and ``gateway_config`` gives one gateway per server: 1,000 sirens run as
+50 servers of 20 units behind 50 gateways.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from firmware_sim.device import SimDevice, SimSerialBus
-from firmware_sim.physics import Physics, ShelterPhysics, SirenPhysics
+from firmware_sim.device import SimBank, SimDevice, SimSerialBus
+from firmware_sim.physics import Physics, ShelterPhysics
 from firmware_sim.scenarios import SCENARIOS, ActiveFault, OptionValue, ScenarioError, SiteHandle
-from shelterwatch.contract import Value
+from firmware_sim.sirens import SirenPhysics, SirenPost, SirenRelayPhysics
+from shelterwatch.contract import SignalSpec, Value
 from shelterwatch.profiles import load_profile
 
 __all__ = ["SHELTER_DEVICES", "Fleet", "FleetSpec", "run_fleet"]
@@ -42,7 +49,12 @@ class FleetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     shelters: Annotated[int, Field(ge=0, le=99)] = 3
-    sirens: Annotated[int, Field(ge=0, le=99)] = 4
+    sirens: Annotated[int, Field(ge=0, le=5000)] = 4
+    relay_sirens: Annotated[int, Field(ge=0, le=5000)] = 0
+    # 1: every siren post has its own server. More: posts share servers, as units 1..n.
+    sirens_per_server: Annotated[int, Field(ge=1, le=247)] = 1
+    # The built-in signals of the simulated controllers, by number; None: the catalogue's.
+    siren_signals: dict[int, SignalSpec] | None = None
     host: str = "127.0.0.1"
     # 0: every device gets a free port; otherwise devices take base_port, base_port + 1, ...
     base_port: Annotated[int, Field(ge=0, le=65535)] = 0
@@ -56,8 +68,10 @@ class Fleet:
     def __init__(self, spec: FleetSpec | None = None) -> None:
         self.spec = spec = spec or FleetSpec()
         self.shelters: dict[str, ShelterPhysics] = {}
-        self.sirens: dict[str, SirenPhysics] = {}
+        self.sirens: dict[str, SirenPost] = {}
         self.devices: list[SimDevice] = []
+        self.banks: list[SimBank] = []
+        self._gateway_of: dict[str, tuple[str, str]] = {}  # site -> (gateway id, its site)
         port = spec.base_port
         for i in range(1, spec.shelters + 1):
             site = f"shelter-{i:02d}"
@@ -65,11 +79,29 @@ class Fleet:
             for device_id, profile in SHELTER_DEVICES.items():
                 self.devices.append(self._device(site, device_id, profile, shelter, port))
                 port += 1 if port else 0
-        for i in range(1, spec.sirens + 1):
+        posts: list[SimDevice] = []
+        for i in range(1, spec.sirens + spec.relay_sirens + 1):
             site = f"siren-{i:02d}"
-            siren = self.sirens[site] = SirenPhysics(seed=spec.seed * 1000 + 500 + i)
-            self.devices.append(self._device(site, "siren", "siren", siren, port))
-            port += 1 if port else 0
+            seed = spec.seed * 1000 + 500 + i
+            siren: SirenPost
+            if i <= spec.sirens:
+                siren = SirenPhysics(seed=seed, signals=spec.siren_signals)
+                profile = "siren"
+            else:
+                siren, profile = SirenRelayPhysics(seed=seed), "siren_relay"
+            self.sirens[site] = siren
+            posts.append(self._device(site, "siren", profile, siren, port))
+            if spec.sirens_per_server == 1:
+                port += 1 if port else 0
+        self.devices.extend(posts)
+        if spec.sirens_per_server > 1:
+            size = spec.sirens_per_server
+            for b, first in enumerate(range(0, len(posts), size), start=1):
+                bank = SimBank(posts[first : first + size], host=spec.host, port=port)
+                self.banks.append(bank)
+                port += 1 if port else 0
+                for device in bank.devices:
+                    self._gateway_of[device.site] = (f"gw-bank-{b:02d}", f"siren-bank-{b:02d}")
         if port > 65536:
             raise ValueError(f"base_port {spec.base_port} leaves too few ports for the fleet")
         self._by_key = {(d.site, d.device_id): d for d in self.devices}
@@ -91,7 +123,7 @@ class Fleet:
     async def __aenter__(self) -> Self:
         try:
             for device in self.devices:
-                await device.start()
+                await device.start()  # a banked device starts its bank, once
         except BaseException:
             await self._stop_all()
             raise
@@ -203,7 +235,7 @@ class Fleet:
         return list(self._faults.values())
 
     def _site(self, site: str) -> SiteHandle:
-        physics: ShelterPhysics | SirenPhysics | None = self.shelters.get(site)
+        physics: ShelterPhysics | SirenPost | None = self.shelters.get(site)
         if physics is None:
             physics = self.sirens.get(site)
         if physics is None:
@@ -250,29 +282,35 @@ class Fleet:
     def gateway_config(
         self, broker_host: str, broker_port: int, prefix: str
     ) -> list[dict[str, Any]]:
-        """One gateway config per site, pointing at this fleet's devices."""
-        configs: list[dict[str, Any]] = []
-        for site in self.sites:
-            devices = [
+        """One gateway config per site, pointing at this fleet's devices.
+
+        Siren posts in banks get one gateway per bank (``gw-bank-01``, site
+        ``siren-bank-01``), each post a device named after its site, on the bank's
+        host:port with its own unit id.
+        """
+        configs: dict[str, dict[str, Any]] = {}
+        for d in self.devices:
+            banked = self._gateway_of.get(d.site)
+            gateway, site = banked or (f"gw-{d.site}", d.site)
+            config = configs.setdefault(
+                gateway,
                 {
-                    "id": d.device_id,
+                    "gateway_id": gateway,
+                    "site": site,
+                    "mqtt": {"host": broker_host, "port": broker_port, "prefix": prefix},
+                    "devices": [],
+                },
+            )
+            config["devices"].append(
+                {
+                    "id": d.site if banked else d.device_id,
                     "profile": d.profile.name,
                     "host": d.host,
                     "port": d.port,
                     "unit_id": d.unit_id,
                 }
-                for d in self.devices
-                if d.site == site
-            ]
-            configs.append(
-                {
-                    "gateway_id": f"gw-{site}",
-                    "site": site,
-                    "mqtt": {"host": broker_host, "port": broker_port, "prefix": prefix},
-                    "devices": devices,
-                }
             )
-        return configs
+        return list(configs.values())
 
 
 async def run_fleet(spec: FleetSpec, stop_event: asyncio.Event) -> None:

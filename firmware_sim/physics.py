@@ -7,16 +7,15 @@ subsystems (``shelter.vent.fan_fault``, ``shelter.env.occupancy``, ``siren.ac_po
 are the hooks scenarios set directly.
 
 Values are labels for enum points, as the profiles name them, and stay inside what the
-profiles' register types can encode.
+profiles' register types can encode. Siren posts are in ``firmware_sim.sirens``.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from shelterwatch.contract import Value
@@ -24,29 +23,17 @@ from shelterwatch.contract import Value
 __all__ = [
     "DOOR_TRAVEL_S",
     "SEAL_KPA",
-    "SIGNAL_DURATION_S",
-    "SILENT_TEST_S",
     "Door",
     "Environment",
     "Physics",
     "Power",
     "ShelterPhysics",
-    "SirenPhysics",
     "Ventilation",
     "Water",
 ]
 
 DOOR_TRAVEL_S = 3.0
 SEAL_KPA = 50.0  # inflation pressure of a healthy door seal
-SILENT_TEST_S = 2.0
-# The national signals each last one 3-minute cycle; 灾情 varies by city (2 min in Qingdao).
-SIGNAL_DURATION_S: dict[str, float] = {
-    "prealert": 180.0,
-    "air_raid": 180.0,
-    "all_clear": 180.0,
-    "disaster": 120.0,
-    "test_tone": 15.0,
-}
 
 
 class Physics(Protocol):
@@ -400,106 +387,3 @@ class ShelterPhysics:
             self.power.apply(name, value)
         else:
             raise ValueError(f"{kind} point {name!r} is not writable")
-
-
-_SIGNALS = ("none", *SIGNAL_DURATION_S)
-
-
-@dataclass
-class SirenPhysics:
-    """One siren post."""
-
-    seed: int = 0
-    clock: Callable[[], float] = time.time
-    state: str = "idle"  # idle / sounding / testing / fault
-    active_signal: str = "none"
-    signal: str = "none"  # the signal the next "sound" command plays
-    # Momentary: reads back while the siren acts on it, then returns to idle.
-    command: str = "idle"
-    ac_power: bool = True
-    amplifier_fault: bool = False
-    battery_voltage: float = 27.2
-    # Fault hooks (scenario siren_battery_decay): V/s the battery loses on top of any discharge,
-    # even on mains (a dead cell, a failed charger), down to battery_floor_v.
-    battery_fault_v_s: float = 0.0
-    battery_floor_v: float = 21.0
-    last_self_test: int = 0
-    last_self_test_result: str = "none"
-    firmware: str = "SW-SIM-1"
-    _left_s: float = 0.0
-    _battery: float = 27.2
-    rng: random.Random = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-        self.step(0.0)
-
-    def _idle(self) -> None:
-        self.state = "fault" if self.amplifier_fault else "idle"
-        self.active_signal, self.command, self._left_s = "none", "idle", 0.0
-
-    def step(self, dt_s: float) -> None:
-        if self.state == "sounding" and self.amplifier_fault:
-            self._idle()  # the amplifier died mid-signal: nothing sounds any more
-        elif self.state in ("sounding", "testing"):
-            self._left_s -= dt_s
-            if self._left_s <= 0:
-                if self.state == "testing":
-                    self.last_self_test = int(self.clock())
-                    self.last_self_test_result = "fail" if self.amplifier_fault else "pass"
-                self._idle()
-        elif self.state in ("idle", "fault"):
-            self.state = "fault" if self.amplifier_fault else "idle"
-        if self.ac_power and self.battery_fault_v_s <= 0:
-            self._battery = 27.2
-        else:
-            rate = (0.0 if self.ac_power else 0.0005) + self.battery_fault_v_s
-            self._battery = max(self.battery_floor_v, self._battery - rate * dt_s)
-        self.battery_voltage = self._battery + self.rng.gauss(0, 0.02)
-
-    def values(self, kind: str = "siren") -> dict[str, Value]:
-        if kind != "siren":
-            raise KeyError(f"a siren post has no {kind!r} device")
-        return {
-            "state": self.state,
-            "active_signal": self.active_signal,
-            "ac_power": self.ac_power,
-            "amplifier_fault": self.amplifier_fault,
-            "battery_voltage": self.battery_voltage,
-            "last_self_test": self.last_self_test,
-            "last_self_test_result": self.last_self_test_result,
-            "firmware": self.firmware,
-            "command": self.command,
-            "signal": self.signal,
-        }
-
-    def apply_writes(self, kind: str, writes: Mapping[str, Value]) -> None:
-        # One multi-register write may carry command and signal: the signal must land first.
-        for name in sorted(writes, key=lambda n: n == "command"):
-            self.apply_write(kind, name, writes[name])
-
-    def apply_write(self, kind: str, name: str, value: Value) -> None:
-        if kind != "siren":
-            raise KeyError(f"a siren post has no {kind!r} device")
-        if name == "signal":
-            self.signal = _label(value, _SIGNALS, "siren signal")
-        elif name == "command":
-            self.do(_label(value, ("idle", "sound", "stop", "silent_test"), "siren command"))
-        else:
-            raise ValueError(f"siren point {name!r} is not writable")
-
-    def do(self, command: str) -> None:
-        if command == "sound":
-            if self.signal == "none":
-                raise ValueError("set the signal register before commanding sound")
-            if self.amplifier_fault:
-                self._idle()  # it cannot sound; the state says why
-                return
-            self.state, self.active_signal = "sounding", self.signal
-            self.command, self._left_s = command, SIGNAL_DURATION_S[self.signal]
-        elif command == "stop":
-            if self.state == "sounding":
-                self._idle()
-        elif command == "silent_test" and self.state != "sounding" and self.state != "testing":
-            # Sounding takes precedence: a test requested meanwhile is dropped.
-            self.state, self.command, self._left_s = "testing", command, SILENT_TEST_S

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from firmware_sim.device import SimDevice
-from firmware_sim.physics import ShelterPhysics, SirenPhysics
+from firmware_sim.physics import ShelterPhysics
+from firmware_sim.sirens import SirenPost
 
 __all__ = [
     "SCENARIOS",
@@ -47,7 +48,7 @@ class SiteHandle:
     """What a scenario may touch: one site's physics and its devices by device id."""
 
     name: str
-    physics: ShelterPhysics | SirenPhysics
+    physics: ShelterPhysics | SirenPost
     devices: Mapping[str, SimDevice]
 
     @property
@@ -60,8 +61,8 @@ class SiteHandle:
         return self.physics
 
     @property
-    def siren(self) -> SirenPhysics:
-        assert isinstance(self.physics, SirenPhysics), self.name
+    def siren(self) -> SirenPost:
+        assert isinstance(self.physics, SirenPost), self.name
         return self.physics
 
 
@@ -248,6 +249,16 @@ async def _siren_amplifier_fault(site: SiteHandle, options: Mapping[str, OptionV
     return repair
 
 
+async def _siren_driver_fault(site: SiteHandle, options: Mapping[str, OptionValue]) -> Repair:
+    siren = site.siren
+    siren.driver_fault = True
+
+    async def repair() -> None:
+        siren.driver_fault = False
+
+    return repair
+
+
 # ---------------------------------------------------------------------------- any site
 
 _DEFAULT_SENSOR: dict[SiteKind, tuple[str, str]] = {
@@ -371,6 +382,16 @@ SCENARIOS: dict[str, Scenario] = {
             "amplifier_fault cleared; the state is idle at the next step",
             {},
             _siren_amplifier_fault,
+        ),
+        Scenario(
+            "siren_driver_fault",
+            _SIREN,
+            "the loop from the siren driver to its speakers opens: nothing sounds (a controller "
+            "reads state fault, a relay post draws no current and reads loop_ok false); the "
+            "controller's line supervision records a failed self-test, reason driver_loop",
+            "the loop is closed again; the line supervision records a passed self-test",
+            {},
+            _siren_driver_fault,
         ),
         Scenario(
             "stuck_sensor",

@@ -1,14 +1,17 @@
-"""Command execution: verify, refuse what must be refused, write, and read back.
+"""Command execution: verify, refuse what must be refused, then write or run sirens.
 
 A command reaches a device only when it is signed by the control service's key, has not
 expired, was issued no later than the clock skew allows, has not been seen before (the replay
-cache survives restarts), names a known device and action, and its parameters fit the point.
-Anything else is answered ``rejected`` or ``expired`` with the reason, and nothing is written.
+cache survives restarts), names a known action, and its parameters fit it. Anything else is
+answered ``rejected`` or ``expired`` with the reason, and nothing is written.
 
-An accepted command is answered ``accepted``, then ``running``; the write goes through the
-device's hub (serialised with polling), then the gateway reads back until the device shows the
-requested state: ``succeeded`` only then, ``failed`` with what it read otherwise. Commands run
-to the end even if the uplink drops; their outcomes are published when it is back.
+``write``: answered ``accepted``, then ``running``; the write goes through the device's hub
+(serialised with polling), then the gateway reads back until the device shows the requested
+state: ``succeeded`` only then, ``failed`` with what it read otherwise.
+
+``siren.activate`` and ``siren.cancel`` pass the same checks and go to the siren runner
+(``gateway.sirens``), which answers per siren and for the whole command. Commands run to the
+end even if the uplink drops; their outcomes are published when it is back.
 """
 
 from __future__ import annotations
@@ -27,8 +30,17 @@ from typing import TYPE_CHECKING, Annotated, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.sirens import ActivationLedger, SirenRunner, SirenSettings
+from gateway.sirens.ledger import create_tables
 from shelterwatch import codec
-from shelterwatch.contract import CommandAck, CommandRequest, CommandState, Value
+from shelterwatch.contract import (
+    SIREN_ACTIVATE,
+    SIREN_CANCEL,
+    CommandAck,
+    CommandRequest,
+    CommandState,
+    Value,
+)
 from shelterwatch.errors import CodecError, ConfigError, TransportError
 from shelterwatch.profiles import Point, Profile, RegisterKind
 from shelterwatch.signing import load_public_key, verify_command
@@ -41,7 +53,7 @@ __all__ = ["CommandRunner", "CommandSettings", "Target"]
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("write",)
+ACTIONS = ("write", SIREN_ACTIVATE, SIREN_CANCEL)
 T = TypeVar("T")
 
 
@@ -87,6 +99,12 @@ class _Plan:
     verify_timeout_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class _SirenPlan:
+    command: CommandRequest
+    activation: str = ""  # for a cancel
+
+
 class _Refused(Exception):
     def __init__(self, state: CommandState, detail: str) -> None:
         super().__init__(detail)
@@ -105,6 +123,7 @@ class CommandRunner:
         cache_path: Path,
         targets: dict[str, Target],
         send_ack: Callable[[CommandAck], None],
+        sirens: SirenSettings | None = None,
     ) -> None:
         self.settings = settings
         self._targets = targets
@@ -113,7 +132,11 @@ class CommandRunner:
         self._key = load_public_key(settings.public_key) if settings.public_key else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commands")
         self._db: sqlite3.Connection | None = None
-        self._queue: asyncio.Queue[_Plan] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Plan | _SirenPlan] = asyncio.Queue()
+        self._ledger = ActivationLedger()
+        self.sirens = SirenRunner(
+            targets, sirens or SirenSettings(), send_ack, self._ledger, self._persist
+        )
         self.received = 0
         self.refused = 0
 
@@ -144,6 +167,8 @@ class CommandRunner:
                 "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, received_ms INTEGER "
                 "NOT NULL, expires_ms INTEGER NOT NULL)"
             )
+            create_tables(db)
+            self._ledger.load(db)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot open the command replay cache {self._cache_path}: {exc}"
@@ -157,6 +182,13 @@ class CommandRunner:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _persist(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        def call() -> None:
+            if self._db is not None:
+                fn(self._db)
+
+        await self._run(call)
 
     # -- intake ---------------------------------------------------------------------------------
 
@@ -185,17 +217,18 @@ class CommandRunner:
             self._ack(command.id, refusal.state, refusal.detail)
             return
         log.info(
-            "command %s from %s: %s %s %s",
+            "command %s from %s: %s %s %s%s",
             command.id,
             command.actor,
             command.action,
-            command.device,
+            command.device or "",
             dict(command.params),
+            f" {command.siren.model_dump(exclude_none=True)}" if command.siren else "",
         )
         self._ack(command.id, CommandState.ACCEPTED, "")
         self._queue.put_nowait(plan)
 
-    def _check(self, command: CommandRequest) -> _Plan:
+    def _check(self, command: CommandRequest) -> _Plan | _SirenPlan:
         if self._key is None:
             raise _Refused(CommandState.REJECTED, "this gateway has no command key configured")
         if not command.sig:
@@ -215,6 +248,17 @@ class CommandRunner:
             )
         if command.expires - command.ts > s.max_lifetime_s * 1000:
             raise _Refused(CommandState.REJECTED, "valid for longer than max_lifetime_s allows")
+        if command.action == SIREN_ACTIVATE:
+            if command.siren is None:
+                raise _Refused(CommandState.REJECTED, "siren.activate needs a siren order")
+            if command.siren.kind.value != "silent_test" and command.siren.signal is None:
+                raise _Refused(CommandState.REJECTED, f"a {command.siren.kind} needs a signal")
+            return _SirenPlan(command)
+        if command.action == SIREN_CANCEL:
+            activation = command.params.get("activation")
+            if not isinstance(activation, str) or not activation:
+                raise _Refused(CommandState.REJECTED, "siren.cancel needs params 'activation'")
+            return _SirenPlan(command, activation)
         if command.device is None:
             raise _Refused(CommandState.REJECTED, f"{command.action} needs a device")
         target = self._targets.get(command.device)
@@ -278,7 +322,13 @@ class CommandRunner:
                 plan = await self._queue.get()
                 tg.create_task(self._execute(plan), name=f"command-{plan.command.id}")
 
-    async def _execute(self, plan: _Plan) -> None:
+    async def _execute(self, plan: _Plan | _SirenPlan) -> None:
+        if isinstance(plan, _SirenPlan):
+            if plan.command.action == SIREN_CANCEL:
+                await self.sirens.cancel(plan.command, plan.activation)
+            else:
+                await self.sirens.activate(plan.command)
+            return
         cmd, target = plan.command, plan.target
         self._ack(cmd.id, CommandState.RUNNING, "")
         try:

@@ -26,13 +26,14 @@ from typing import Any
 from pymodbus.client import ModbusBaseClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 
+from gateway.errors import DeviceRefused
 from gateway.settings import DeviceConfig, TcpTransport, Transport, check_shared_links
 from gateway.transports import link_kind
 from shelterwatch.backoff import Backoff
 from shelterwatch.errors import ConfigError, ConnectError, DeviceTimeout
 from shelterwatch.profiles import RegisterKind
 
-__all__ = ["ModbusHub", "hubs_for"]
+__all__ = ["DeviceRefused", "ModbusHub", "hubs_for"]
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class ModbusHub:
             if pause:
                 self._quiet_until = time.monotonic() + pause
         if result.isError():
-            raise DeviceTimeout(f"{self.name}: device answered with an exception: {result}")
+            raise DeviceRefused(f"{self.name}: device answered with an exception: {result}")
         return result
 
 

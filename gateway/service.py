@@ -95,7 +95,9 @@ class Gateway:
         cache = settings.commands.replay_cache_path or (
             Path("data") / f"{settings.gateway_id}-commands.db"
         )
-        self.commands = CommandRunner(settings.commands, cache, targets, self._queue_ack)
+        self.commands = CommandRunner(
+            settings.commands, cache, targets, self._queue_ack, settings.sirens
+        )
 
     # ---------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from pydantic import (
 
 from gateway.commands import CommandSettings
 from gateway.outbox import OutboxSettings
+from gateway.sirens.settings import SirenSettings
 from shelterwatch.config import MqttSettings, ServiceSettings
 from shelterwatch.contract import SLUG_PATTERN
 from shelterwatch.errors import ConfigError
@@ -238,6 +239,7 @@ class GatewaySettings(ServiceSettings):
     state_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     outbox: OutboxSettings = OutboxSettings()
     commands: CommandSettings = CommandSettings()
+    sirens: SirenSettings = SirenSettings()
 
     @model_validator(mode="after")
     def _unique_devices(self) -> Self:

@@ -5,7 +5,7 @@ Mosquitto → the collector with its alert engine → alerts on ``{prefix}/alert
 an MQTT subscriber per (site, rule, device): raises (a repeat of a critical alert has the same
 ``raised_ts`` and is not a new raise) and clears; the zero-length retained removals are ignored.
 
-All nine scenarios run at once in one fleet, one site each, one gateway per site, one
+All ten scenarios run at once in one fleet, one site each, one gateway per site, one
 collector (the module takes about 80 s). Per scenario the test asserts that the expected alert
 is raised within the stated bound after the fault is switched on, that it clears within the
 stated bound after the repair, that it is raised and cleared exactly once, and that no other
@@ -176,6 +176,17 @@ CASES = [
         raise_within_s=10,
         clear_within_s=10,
         why="amplifier_fault true raises at once (no for_s) and clears at once",
+    ),
+    Case(
+        site="siren-04",
+        scenario="siren_driver_fault",
+        options={},
+        rule="siren_self_test_failed",
+        device="siren",
+        raise_within_s=10,
+        clear_within_s=10,
+        why="the controller's line supervision records a failed self-test at the next physics "
+        "step and a passed one after the repair; the rule has no for_s",
     ),
     Case(
         site="siren-03",

@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 
 # Submodules, not the package: a stale editable install can leave firmware_sim a namespace.
-from firmware_sim.physics import (
-    DOOR_TRAVEL_S,
-    SIGNAL_DURATION_S,
-    SILENT_TEST_S,
-    ShelterPhysics,
-    SirenPhysics,
-)
+from firmware_sim.physics import DOOR_TRAVEL_S, ShelterPhysics
 from firmware_sim.registers import NotWritable, RegisterImage
+from firmware_sim.sirens import SILENT_TEST_S, SirenPhysics
 from shelterwatch import codec
 from shelterwatch.errors import CodecError
 from shelterwatch.profiles import RegisterKind, load_profile
@@ -308,21 +303,28 @@ def test_silent_test_fails_with_an_amplifier_fault() -> None:
 
 
 def test_sound_plays_the_signal_for_its_duration_and_stop_ends_it() -> None:
-    siren = SirenPhysics(seed=3)
+    now = [1_800_000_000.0]
+    siren = SirenPhysics(seed=3, clock=lambda: now[0])
+
+    def advance(seconds: float) -> None:
+        for _ in range(round(seconds / DT)):
+            now[0] += DT
+            siren.step(DT)
+
     with pytest.raises(ValueError, match="signal"):
         siren.apply_write("siren", "command", "sound")
     # One multi-register write carries both; the signal must be taken first.
     siren.apply_writes("siren", {"command": "sound", "signal": "air_raid"})
     values = siren.values()
     assert values["state"] == "sounding" and values["active_signal"] == "air_raid"
-    run(siren, SIGNAL_DURATION_S["air_raid"] - 1)
+    advance(174 - 1)  # 空袭警报: 15 x (6 s on, 6 s off); the last sound ends at 174 s
     assert siren.values()["state"] == "sounding"
-    run(siren, 2)
+    advance(2)
     assert siren.values()["state"] == "idle"
     assert siren.values()["active_signal"] == "none"
 
     siren.apply_write("siren", "command", "sound")
-    siren.step(DT)
+    advance(DT)
     siren.apply_write("siren", "command", "stop")
     assert siren.values()["state"] == "idle"
 

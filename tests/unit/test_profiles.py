@@ -19,10 +19,18 @@ from shelterwatch.profiles import (
     load_profile,
 )
 
-EXPECTED = ["blast_door", "environment", "power", "siren", "ventilation", "water"]
+EXPECTED = [
+    "blast_door",
+    "environment",
+    "power",
+    "siren",
+    "siren_relay",
+    "ventilation",
+    "water",
+]
 
 
-def test_the_six_builtins_exist() -> None:
+def test_the_builtins_exist() -> None:
     assert builtin_names() == EXPECTED
 
 

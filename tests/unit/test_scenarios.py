@@ -78,6 +78,7 @@ def test_the_issue_s_scenarios_are_all_there() -> None:
         "rising_humidity",
         "siren_battery_decay",
         "siren_amplifier_fault",
+        "siren_driver_fault",
     }
     for scenario in SCENARIOS.values():
         assert scenario.effect and scenario.repair and scenario.kinds
