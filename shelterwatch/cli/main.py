@@ -193,7 +193,7 @@ def control(config: ConfigOption = None) -> None:
 
 
 def _add_groups() -> None:
-    from shelterwatch.cli import audit, db, deploy, keys, users
+    from shelterwatch.cli import audit, dashboards, db, deploy, keys, users
 
     app.add_typer(sim_app, name="sim")
     app.add_typer(users.app, name="users", help="User accounts of the control service.")
@@ -201,6 +201,7 @@ def _add_groups() -> None:
     app.add_typer(keys.app, name="keys", help="Command-signing keys.")
     app.add_typer(db.app, name="db", help="The control database.")
     app.add_typer(deploy.app, name="deploy", help="Deployment files (broker logins and ACL).")
+    app.add_typer(dashboards.app, name="dashboards", help="Grafana dashboards: check, push.")
 
 
 _add_groups()
