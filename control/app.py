@@ -9,12 +9,28 @@ from typing import Any
 from fastapi import FastAPI
 
 from control.alerts import AlertService
-from control.api import alerts, audit, auth, commands, health, sites, users
+from control.api import (
+    activations,
+    alerts,
+    audit,
+    auth,
+    commands,
+    health,
+    schedules,
+    signals,
+    siren_groups,
+    sirens,
+    sites,
+    users,
+)
 from control.audit.middleware import AuditMiddleware
 from control.commands import CommandService
 from control.db import Database
+from control.schedules import ScheduleService
 from control.settings import ControlSettings
+from control.sirens import SirenService
 from shelterwatch import __version__
+from shelterwatch.signals import load_signals
 from shelterwatch.store.factory import open_store
 
 __all__ = ["create_app"]
@@ -32,6 +48,14 @@ def create_app(settings: ControlSettings) -> FastAPI:
             async with (
                 CommandService(settings, db) as command_service,
                 AlertService(settings, db) as alert_service,
+                SirenService(settings, db, command_service, store) as siren_service,
+                ScheduleService(
+                    db,
+                    load_signals(settings.sirens.signals_file),
+                    siren_service,
+                    grace_s=settings.schedules.grace_s,
+                    poll_s=settings.schedules.poll_s,
+                ) as schedule_service,
             ):
                 yield {
                     "settings": settings,
@@ -39,11 +63,16 @@ def create_app(settings: ControlSettings) -> FastAPI:
                     "store": store,
                     "commands": command_service,
                     "alerts": alert_service,
+                    "sirens": siren_service,
+                    "schedules": schedule_service,
                 }
 
     app = FastAPI(title="Shelterwatch control", version=__version__, lifespan=lifespan)
-    for module in (health, auth, users, sites, commands, alerts, audit):
+    for module in (health, auth, users, sites, commands, alerts, audit, schedules):
         app.include_router(module.router)
+    for module in (sirens, siren_groups, signals, activations):
+        app.include_router(module.router)
+    app.include_router(activations.preview_router)
     # Every mutating request leaves an audit row, whoever handles it.
     app.add_middleware(AuditMiddleware)
     return app

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from shelterwatch.config import MqttSettings, ServiceSettings
 from shelterwatch.contract import SLUG_PATTERN
 
-__all__ = ["AlertSettings", "ControlSettings", "PasswordHashing", "Severity", "WebhookSettings"]
+__all__ = [
+    "AlertSettings",
+    "ControlSettings",
+    "PasswordHashing",
+    "ScheduleSettings",
+    "Severity",
+    "SirenSettings",
+    "WebhookSettings",
+]
 
 Severity = Literal["critical", "major", "minor", "warning"]
 
@@ -95,6 +105,51 @@ class AlertSettings(BaseModel):
         return self
 
 
+class SirenSettings(BaseModel):
+    """Siren activations: the two-person window, the signal catalogue, command lifetimes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A live alert not approved by a second person within this window expires unsent.
+    approval_window_s: Annotated[float, Field(ge=1, le=3600)] = 300.0
+    # A YAML catalogue of signals (the shape of shelterwatch/signals/builtin.yaml) that adds
+    # to the built-in signals or replaces them by name: a city's 灾情警报, another country's.
+    signals_file: Path | None = None
+    # A siren command stays valid for its signal's length plus this margin (delivery, start).
+    ttl_margin_s: Annotated[float, Field(ge=1, le=600)] = 60.0
+    # How long a silent test command stays valid (the controller's diagnostic plus delivery).
+    silent_test_ttl_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
+    # An audible test sounds a short tone (at most short_tone_max_s) on any day, and a full
+    # signal only on a test day (MM-DD, in `timezone`): 18 September in most cities.
+    short_tone_max_s: Annotated[float, Field(gt=0, le=60)] = 15.0
+    test_days: list[
+        Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+    ] = Field(default_factory=lambda: ["09-18"])
+    timezone: str = "Asia/Shanghai"
+    # How often approval windows, unanswered sirens and unsent commands are checked.
+    sweep_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+    @model_validator(mode="after")
+    def _known_timezone(self) -> Self:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"sirens.timezone {self.timezone!r} is not a known time zone") from exc
+        return self
+
+
+class ScheduleSettings(BaseModel):
+    """Siren schedules (docs/schedules.md): how late a due step may still fire."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A step found due later than this (the service or its database was down) is recorded
+    # as missed instead of sounding late.
+    grace_s: Annotated[float, Field(ge=0, le=86400)] = 600.0
+    # The runner looks for schedules saved by other replicas at least this often.
+    poll_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+
 class ControlSettings(ServiceSettings):
     mode: Literal["development", "production"] = "production"
     host: str = "127.0.0.1"
@@ -130,6 +185,12 @@ class ControlSettings(ServiceSettings):
 
     # -- alerts ---------------------------------------------------------------------------
     alerts: AlertSettings = AlertSettings()
+
+    # -- sirens ---------------------------------------------------------------------------
+    sirens: SirenSettings = SirenSettings()
+
+    # -- schedules ------------------------------------------------------------------------
+    schedules: ScheduleSettings = ScheduleSettings()
 
     @model_validator(mode="after")
     def _no_default_secret(self) -> Self:

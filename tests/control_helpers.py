@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,10 +20,14 @@ from servers import wait_until
 from control import ControlSettings, create_app
 from control.auth import Accounts, Role, hashing_for
 from control.db import Database
+from shelterwatch.config import MqttSettings
+from shelterwatch.contract import CommandAck, CommandRequest, cmd_ack_topic
+from shelterwatch.mqtt_client import MqttClient
 from shelterwatch.signing import generate_keypair
 
 __all__ = [
     "PASSWORDS",
+    "FakeGateway",
     "bearer",
     "control_settings",
     "create_users",
@@ -105,3 +111,60 @@ async def login(client: httpx.AsyncClient, username: str, password: str) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class FakeGateway:
+    """Gateways as the control service sees them, speaking the contract on a real broker:
+    records every command published to ``{p}/gw/+/cmd`` and answers with acks the test
+    chooses. Each test runs it under its own prefix."""
+
+    def __init__(self, mqtt: MqttSettings) -> None:
+        self.mqtt = mqtt
+        self.received: list[tuple[str, CommandRequest]] = []
+        self._client = MqttClient(mqtt, f"fake-gw-{uuid.uuid4().hex[:8]}")
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> FakeGateway:
+        await self._client.connect()
+        await self._client.subscribe([f"{self.mqtt.prefix}/gw/+/cmd"], qos=1)
+        self._task = asyncio.create_task(self._collect(), name="fake-gateway")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._client.close()
+
+    async def _collect(self) -> None:
+        async for message in self._client.messages():
+            gateway = message.topic.split("/")[-2]
+            self.received.append((gateway, CommandRequest.model_validate_json(message.payload)))
+
+    def commands(self, action: str | None = None) -> list[tuple[str, CommandRequest]]:
+        return [(g, c) for g, c in self.received if action is None or c.action == action]
+
+    async def ack(
+        self,
+        gateway: str,
+        command_id: str,
+        state: str,
+        *,
+        device: str | None = None,
+        outcome: str | None = None,
+        detail: str = "",
+        ts: int | None = None,
+    ) -> CommandAck:
+        ack = CommandAck.model_validate(
+            {
+                "id": command_id,
+                "state": state,
+                "device": device,
+                "outcome": outcome,
+                "detail": detail,
+                "ts": ts if ts is not None else time.time_ns() // 1_000_000,
+            }
+        )
+        await self._client.publish(cmd_ack_topic(gateway, self.mqtt.prefix), ack.to_json(), qos=1)
+        return ack

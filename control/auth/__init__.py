@@ -11,7 +11,14 @@ from control.auth.errors import (
 )
 from control.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Hashing
 from control.auth.ratelimit import LoginRateLimiter
-from control.auth.roles import MINIMUM_ROLE, ROLE_ORDER, Permission, Role, allows
+from control.auth.roles import (
+    MINIMUM_ROLE,
+    ROLE_ORDER,
+    Permission,
+    Role,
+    allows,
+    two_person_rule,
+)
 from control.auth.sessions import LoginOutcome, Principal, Sessions, hashing_for
 from control.auth.startup import warn_if_no_users
 
@@ -38,5 +45,6 @@ __all__ = [
     "UserNotFound",
     "allows",
     "hashing_for",
+    "two_person_rule",
     "warn_if_no_users",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["MINIMUM_ROLE", "ROLE_ORDER", "Permission", "Role", "allows"]
+__all__ = ["MINIMUM_ROLE", "ROLE_ORDER", "Permission", "Role", "allows", "two_person_rule"]
 
 
 class Role(StrEnum):
@@ -63,6 +63,11 @@ class Permission(StrEnum):
     # Acknowledging an alert: the person on site who takes it in hand (a maintainer fixing
     # the equipment, or any duty officer or commander above).
     ALERTS_ACK = "alerts.ack"
+    # Reading siren posts, groups, signals, activations and their reports.
+    SIRENS_READ = "sirens.read"
+    # Changing the siren inventory (posts, groups, imports): it decides which device sounds
+    # when an activation names a siren, so it sits with the commanders who approve alerts.
+    SIRENS_MANAGE = "sirens.manage"
 
 
 MINIMUM_ROLE: dict[Permission, Role] = {
@@ -75,8 +80,17 @@ MINIMUM_ROLE: dict[Permission, Role] = {
     Permission.USERS_MANAGE: Role.ADMIN,
     Permission.ALERTS_READ: Role.VIEWER,
     Permission.ALERTS_ACK: Role.MAINTAINER,
+    Permission.SIRENS_READ: Role.VIEWER,
+    Permission.SIRENS_MANAGE: Role.COMMANDER,
 }
 
 
 def allows(role: Role, permission: Permission) -> bool:
     return role.at_least(MINIMUM_ROLE[permission])
+
+
+def two_person_rule(requested_by: str, approver: str) -> bool:
+    """Separation of duties: whoever requested a live alert may not approve it, whatever
+    their role (a commander's own request needs another commander). The ladder alone would
+    let a commander approve their own request; this rule withholds exactly that."""
+    return requested_by.casefold() != approver.casefold()

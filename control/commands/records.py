@@ -27,7 +27,7 @@ from control.commands.states import (
     next_state,
 )
 from control.db import CommandEvent, CommandRecord, Database
-from shelterwatch.contract import CommandAck, CommandRequest, Value
+from shelterwatch.contract import SIREN_ACTIVATE, CommandAck, CommandRequest, SirenOrder, Value
 
 __all__ = [
     "UNKNOWN_ACTOR",
@@ -43,6 +43,7 @@ __all__ = [
     "request_of",
     "sweep",
     "unsent",
+    "withdraw",
 ]
 
 # The actor of a record made from an answer to a command this service never sent: most often
@@ -71,11 +72,16 @@ class Outcome:
 
 def request_of(record: CommandRecord) -> CommandRequest:
     """The unsigned envelope of a record; signing it again gives the same signature."""
+    siren = None
+    if record.action == SIREN_ACTIVATE and record.siren is not None:
+        siren = SirenOrder.model_validate_json(record.siren)
     return CommandRequest(
         id=record.id,
-        device=record.device,
+        # Siren commands name no single device: their order lists the sirens.
+        device=record.device or None,
         action=record.action,
         params=json.loads(record.params),
+        siren=siren,
         ts=record.ts_ms,
         expires=record.expires_ms,
         actor=record.actor,
@@ -83,6 +89,7 @@ def request_of(record: CommandRecord) -> CommandRequest:
 
 
 async def create(db: Database, gateway: str, command: CommandRequest) -> CommandRecord:
+    """Write a new record; raises IntegrityError if the id exists already."""
     submitted = CommandEvent(
         state=SUBMITTED_EVENT,
         detail=f"submitted by {command.actor}, valid for "
@@ -101,6 +108,7 @@ async def create(db: Database, gateway: str, command: CommandRequest) -> Command
         state=RecordState.PENDING.value,
         detail="",
         updated_ms=command.ts,
+        siren=command.siren.to_json().decode() if command.siren is not None else None,
         events=[submitted],
     )
     async with db.session() as s, s.begin():
@@ -179,11 +187,34 @@ async def mark_final(
         return Outcome(record, state.value, detail, moved=True)
 
 
+async def withdraw(db: Database, command_id: str, detail: str) -> Outcome | None:
+    """Cancel a command that was never published (its activation was cancelled first);
+    None if it was published already, or is no longer pending."""
+    now = now_ms()
+    async with db.session() as s, s.begin():
+        record = await _locked(s, command_id)
+        if record is None or record.state != RecordState.PENDING.value:
+            return None
+        if any(e.state == SENT_EVENT for e in record.events):
+            return None
+        state = RecordState.CANCELLED
+        _add_event(record, state.value, detail, now, now, move=True)
+        return Outcome(record, state.value, detail, moved=True)
+
+
 async def record_answer(db: Database, gateway: str, ack: CommandAck) -> Outcome | None:
     """Write a gateway's answer; None when the same answer was recorded before (QoS 1
-    duplicates, or another replica got there first)."""
+    duplicates, or another replica got there first).
+
+    A per-siren answer (``device`` set) is kept as an event of its command, named by the
+    siren, but does not move the command's state: one siren's outcome is not the command's.
+    """
     now = now_ms()
     answer = RecordState(ack.state.value)
+    detail = ack.detail
+    if ack.device is not None:
+        said = ack.outcome.value if ack.outcome is not None else ack.state.value
+        detail = f"{ack.device}: {said}: {ack.detail}" if ack.detail else f"{ack.device}: {said}"
     try:
         async with db.session() as s, s.begin():
             record = await _locked(s, ack.id)
@@ -198,20 +229,20 @@ async def record_answer(db: Database, gateway: str, ack: CommandAck) -> Outcome 
                     ts_ms=ack.ts,
                     expires_ms=ack.ts,
                     state=answer.value,
-                    detail=ack.detail,
+                    detail=detail,
                     updated_ms=now,
-                    events=[CommandEvent(state=answer.value, detail=ack.detail, ts_ms=ack.ts)],
+                    events=[CommandEvent(state=answer.value, detail=detail, ts_ms=ack.ts)],
                 )
                 s.add(record)
-                return Outcome(record, answer.value, ack.detail, moved=True, unknown=True)
+                return Outcome(record, answer.value, detail, moved=True, unknown=True)
             if any(
-                (e.state, e.detail, e.ts_ms) == (answer.value, ack.detail, ack.ts)
+                (e.state, e.detail, e.ts_ms) == (answer.value, detail, ack.ts)
                 for e in record.events
             ):
                 return None
-            target = next_state(RecordState(record.state), answer)
-            _add_event(record, answer.value, ack.detail, ack.ts, now, move=target is not None)
-            return Outcome(record, answer.value, ack.detail, moved=target is not None)
+            target = None if ack.device else next_state(RecordState(record.state), answer)
+            _add_event(record, answer.value, detail, ack.ts, now, move=target is not None)
+            return Outcome(record, answer.value, detail, moved=target is not None)
     except IntegrityError:
         return None  # another replica created the unknown record at the same moment
 

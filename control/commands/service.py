@@ -18,11 +18,11 @@ import contextlib
 import enum
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Self
 
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from control.audit import append_audit
 from control.commands import records
@@ -33,8 +33,11 @@ from control.db import CommandRecord, Database
 from control.mqtt_link import host_client_id, run_link
 from control.settings import ControlSettings
 from shelterwatch.contract import (
+    SIREN_ACTIVATE,
+    SIREN_CANCEL,
     CommandAck,
     CommandRequest,
+    SirenOrder,
     TopicKind,
     Value,
     cmd_topic,
@@ -45,7 +48,7 @@ from shelterwatch.errors import ConfigError, ConnectError, ContractError, Publis
 from shelterwatch.mqtt_client import Message, MqttClient
 from shelterwatch.signing import load_private_key, sign_command
 
-__all__ = ["MAX_TTL_S", "SERVICE_ACTOR", "CommandService"]
+__all__ = ["MAX_TTL_S", "SERVICE_ACTOR", "AnswerListener", "CommandService"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,12 @@ SERVICE_ACTOR = "control-service"
 # this long is published by whichever replica is connected.
 _ORPHAN_AGE_MS = 5_000
 _PUBLISH_TIMEOUT_S = 10.0
+
+
+# Called with (gateway, answer) for every well-formed answer, duplicates included (a listener
+# must be idempotent), after the answer is in the command's record and before it is
+# acknowledged to the broker: a listener that fails with a database error gets it again.
+AnswerListener = Callable[[str, CommandAck], Awaitable[None]]
 
 
 class _State(enum.Enum):
@@ -96,6 +105,11 @@ class CommandService:
         self._queued: set[str] = set()
         self._state = _State.NEW
         self._runner: asyncio.Task[None] | None = None
+        self._listeners: list[AnswerListener] = []
+
+    def add_answer_listener(self, listener: AnswerListener) -> None:
+        """Also hand every gateway answer to ``listener`` (the siren service's outcomes)."""
+        self._listeners.append(listener)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -146,12 +160,7 @@ class CommandService:
         ttl_s: float = 30.0,
     ) -> CommandRecord:
         """Audit and record a command, and queue it for publication. Returns the record."""
-        if self._state is not _State.OPEN:
-            raise CommandUnavailable("the command service is not running")
-        if self._key is None:
-            raise CommandUnavailable(
-                "the control service has no command_private_key; commands cannot be signed"
-            )
+        self._check_open()
         if not is_slug(gateway):
             raise InvalidCommand(f"gateway {gateway!r} is not a slug")
         if not 0 < ttl_s <= MAX_TTL_S:
@@ -171,29 +180,131 @@ class CommandService:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise InvalidCommand(f"{where}: {first['msg']}") from exc
+        record = await self._submit(gateway, request, target=f"{gateway}/{device}")
+        log.info(
+            "command %s from %s: %s %s/%s %s", request.id, actor, action, gateway, device, params
+        )
+        return record
+
+    async def send_siren_activate(
+        self, command_id: str, gateway: str, order: SirenOrder, actor: str, ttl_s: float
+    ) -> CommandRecord:
+        """Queue the one signed ``siren.activate`` of an activation to a gateway.
+
+        ``command_id`` is derived from the activation and the gateway by the caller, so
+        submitting it again (a retry, a second replica) returns the existing record and
+        sends nothing more.
+        """
+        request = self._siren_request(
+            command_id, SIREN_ACTIVATE, actor, ttl_s, siren=order, params={}
+        )
+        record = await self._submit(gateway, request, target=gateway)
+        log.info(
+            "command %s from %s: %s %s to %s on %s (%s)",
+            command_id,
+            actor,
+            order.kind.value,
+            order.signal.name if order.signal else "silent test",
+            ",".join(order.sirens),
+            gateway,
+            order.activation,
+        )
+        return record
+
+    async def send_siren_cancel(
+        self, command_id: str, gateway: str, activation: str, actor: str, ttl_s: float
+    ) -> CommandRecord:
+        """Queue a signed ``siren.cancel`` of ``activation`` to a gateway (idempotent by id)."""
+        request = self._siren_request(
+            command_id, SIREN_CANCEL, actor, ttl_s, siren=None, params={"activation": activation}
+        )
+        record = await self._submit(gateway, request, target=gateway)
+        log.info("command %s from %s: cancel %s on %s", command_id, actor, activation, gateway)
+        return record
+
+    async def withdraw(self, command_id: str, detail: str, actor: str) -> bool:
+        """Cancel a command not yet published; False if it was published already."""
+        outcome = await records.withdraw(self.db, command_id, detail)
+        if outcome is None:
+            return False
+        log.info("command %s withdrawn before publication: %s", command_id, detail)
+        await self._audit(outcome, actor=actor)
+        return True
+
+    def _siren_request(
+        self,
+        command_id: str,
+        action: str,
+        actor: str,
+        ttl_s: float,
+        *,
+        siren: SirenOrder | None,
+        params: dict[str, Value],
+    ) -> CommandRequest:
+        self._check_open()
+        if not 0 < ttl_s <= MAX_TTL_S:
+            raise InvalidCommand(f"ttl_s must be 0 < ttl_s <= {MAX_TTL_S:g}")
+        now = now_ms()
+        try:
+            return CommandRequest(
+                id=command_id,
+                action=action,
+                params=params,
+                siren=siren,
+                ts=now,
+                expires=now + int(ttl_s * 1000),
+                actor=actor,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidCommand(f"{where}: {first['msg']}") from exc
+
+    def _check_open(self) -> None:
+        if self._state is not _State.OPEN:
+            raise CommandUnavailable("the command service is not running")
+        if self._key is None:
+            raise CommandUnavailable(
+                "the control service has no command_private_key; commands cannot be signed"
+            )
+
+    async def _submit(self, gateway: str, request: CommandRequest, *, target: str) -> CommandRecord:
+        """Audit, record and queue a command; an id recorded before is returned as it is."""
+        if not is_slug(gateway):
+            raise InvalidCommand(f"gateway {gateway!r} is not a slug")
+        existing = await records.get(self.db, request.id)
+        if existing is not None:
+            return existing
+        params: dict[str, object] = {
+            "id": request.id,
+            "action": request.action,
+            "params": dict(request.params),
+            "expires": request.expires,
+        }
+        if request.siren is not None:
+            params["siren"] = request.siren.model_dump(mode="json", exclude_none=True)
         try:
             # Audited before anything can be sent: no command leaves without its trace.
             await append_audit(
                 self.db,
-                actor=actor,
+                actor=request.actor,
                 action="command.send",
-                target=f"{gateway}/{device}",
-                params={
-                    "id": request.id,
-                    "action": action,
-                    "params": dict(request.params),
-                    "expires": request.expires,
-                },
+                target=target,
+                params=params,
                 result=RecordState.PENDING.value,
             )
         except Exception as exc:
             raise CommandUnavailable(
                 f"the audit trail did not take the command, so it was not sent: {exc!r}"
             ) from exc
-        record = await records.create(self.db, gateway, request)
-        log.info(
-            "command %s from %s: %s %s/%s %s", request.id, actor, action, gateway, device, params
-        )
+        try:
+            record = await records.create(self.db, gateway, request)
+        except IntegrityError:
+            # Another replica (or an earlier try) recorded the same id first: one command.
+            again = await records.get(self.db, request.id)
+            if again is None:
+                raise
+            return again
         self._queued.add(record.id)
         self._wake.set()
         return record
@@ -230,6 +341,7 @@ class CommandService:
             log.warning("commands: dropped a malformed answer on %s: %s", message.topic, exc)
             return
         outcome = await records.record_answer(self.db, topic.gateway, ack)
+        await self._tell_listeners(topic.gateway, ack)
         if outcome is None:
             return  # a duplicate delivery
         if outcome.unknown:
@@ -245,6 +357,8 @@ class CommandService:
                 ack.id,
                 ack.detail,
             )
+        elif ack.device is not None:
+            log.info("command %s: %s", ack.id, outcome.detail)
         elif not outcome.moved:
             log.warning(
                 "commands: gateway %s answered %s to command %s (now %s): %s",
@@ -257,6 +371,16 @@ class CommandService:
         else:
             log.info("command %s: %s %s", ack.id, ack.state.value, ack.detail)
         await self._audit(outcome, actor=f"gateway:{topic.gateway}")
+
+    async def _tell_listeners(self, gateway: str, ack: CommandAck) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(gateway, ack)
+            except (SQLAlchemyError, OSError):
+                raise  # the answer stays unacknowledged and comes again
+            except Exception:
+                # A bug in one listener must not stop every command's answers.
+                log.exception("commands: a listener failed on answer %s from %s", ack.id, gateway)
 
     async def _publisher(self, client: MqttClient) -> None:
         # First what waited while the link was down (submitted here, on another replica, or

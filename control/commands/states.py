@@ -27,6 +27,9 @@ class RecordState(StrEnum):
     EXPIRED = "expired"
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"  # no final answer by expiry + grace (the service's verdict)
+    # A siren command stopped by a signed siren.cancel (the gateway's answer), or withdrawn
+    # before it was published (the service's, when its activation was cancelled).
+    CANCELLED = "cancelled"
 
 
 # Event states that are not gateway answers: the submission and the publication.
@@ -40,6 +43,7 @@ FINAL = frozenset(
         RecordState.EXPIRED,
         RecordState.REJECTED,
         RecordState.TIMED_OUT,
+        RecordState.CANCELLED,
     }
 )
 OPEN = frozenset({RecordState.PENDING, RecordState.ACCEPTED, RecordState.RUNNING})

@@ -1,7 +1,20 @@
 """The control service's SQL database: models, engine and migrations."""
 
 from control.db.database import Database, async_url
-from control.db.models import ApiToken, AuditEntry, Base, CommandEvent, CommandRecord, User
+from control.db.models import (
+    ApiToken,
+    AuditEntry,
+    Base,
+    CommandEvent,
+    CommandRecord,
+    SirenActivation,
+    SirenActivationEvent,
+    SirenGroup,
+    SirenPost,
+    SirenTarget,
+    User,
+)
+from control.db.schedule_models import ScheduleRecord, ScheduleRun
 
 __all__ = [
     "ApiToken",
@@ -10,6 +23,13 @@ __all__ = [
     "CommandEvent",
     "CommandRecord",
     "Database",
+    "ScheduleRecord",
+    "ScheduleRun",
+    "SirenActivation",
+    "SirenActivationEvent",
+    "SirenGroup",
+    "SirenPost",
+    "SirenTarget",
     "User",
     "async_url",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -28,6 +29,11 @@ __all__ = [
     "Base",
     "CommandEvent",
     "CommandRecord",
+    "SirenActivation",
+    "SirenActivationEvent",
+    "SirenGroup",
+    "SirenPost",
+    "SirenTarget",
     "User",
 ]
 
@@ -112,6 +118,8 @@ class CommandRecord(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     detail: Mapped[str] = mapped_column(Text, default="")
     updated_ms: Mapped[int] = mapped_column(BigInteger)
+    # The SirenOrder of a siren.activate command, as JSON exactly as signed; NULL otherwise.
+    siren: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     events: Mapped[list[CommandEvent]] = relationship(
         back_populates="command", order_by="CommandEvent.id"
@@ -218,3 +226,161 @@ class AlertNotification(Base):
     delivered_ts: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (Index("ix_alert_notifications_due", "state", "next_attempt_ts"),)
+
+
+# -- sirens ------------------------------------------------------------------------------------
+
+
+class SirenPost(Base):
+    """A siren post: where it stands, which gateway and device drive it, and its last test."""
+
+    __tablename__ = "siren_posts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    site: Mapped[str] = mapped_column(String(64))
+    gateway: Mapped[str] = mapped_column(String(64))
+    # The device id of the siren controller on that gateway.
+    device: Mapped[str] = mapped_column(String(64))
+    district: Mapped[str] = mapped_column(String(64), default="")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    radius_m: Mapped[float] = mapped_column(Float)
+    # siren (built-in signals) or siren_relay (the gateway times a relay)
+    profile: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The last silent test's outcome (test_passed, test_failed, unreachable, ...), its detail
+    # and time, kept here so every listing shows it without scanning activations.
+    last_test_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_test_detail: Mapped[str] = mapped_column(Text, default="")
+    last_test_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_test_activation: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        # One controller is one siren: two posts on one device would sound as one.
+        UniqueConstraint("gateway", "device", name="uq_siren_posts_gateway_device"),
+        Index("ix_siren_posts_district", "district"),
+    )
+
+
+class SirenGroup(Base):
+    """A named set of sirens: listed members and/or whole districts ("all" is implicit)."""
+
+    __tablename__ = "siren_groups"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # JSON lists of siren ids and of district names.
+    members: Mapped[str] = mapped_column(Text, default="[]")
+    districts: Mapped[str] = mapped_column(Text, default="[]")
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SirenActivation(Base):
+    """One request to act on sirens: a silent or audible test, a drill or a live alert."""
+
+    __tablename__ = "siren_activations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # The signal's name and its definition as sent (JSON SignalSpec), frozen at request time:
+    # a catalogue edited later does not change what an activation sounded.
+    signal: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    signal_spec: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # pending_approval, active, cancelling, then completed, completed_with_failures,
+    # cancelled, expired or rejected (see control/sirens/activations.py)
+    state: Mapped[str] = mapped_column(String(32))
+    # What the state means now, for people ("waiting for approval until ...").
+    state_detail: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text)
+    # The targets as requested (JSON {"sirens": [...], "groups": [...]}).
+    requested_targets: Mapped[str] = mapped_column(Text, default="{}")
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_ms: Mapped[int] = mapped_column(BigInteger)
+    approve_by_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    approved_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    decision_comment: Mapped[str] = mapped_column(Text, default="")
+    dispatched_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Each gateway's command is valid until this time; no answer by it plus the grace is
+    # no_answer.
+    expires_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cancelled_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    cancelled_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    finished_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    schedule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    exercise: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+    targets: Mapped[list[SirenTarget]] = relationship(
+        back_populates="activation", order_by="SirenTarget.siren", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[SirenActivationEvent]] = relationship(
+        back_populates="activation",
+        order_by="SirenActivationEvent.id",
+        cascade="all, delete-orphan",
+    )
+
+    __table_args__ = (
+        Index("ix_siren_activations_state", "state", "requested_ms"),
+        Index("ix_siren_activations_requested", "requested_ms"),
+        Index("ix_siren_activations_schedule", "schedule", "requested_ms"),
+    )
+
+
+class SirenTarget(Base):
+    """One siren of an activation and what became of it."""
+
+    __tablename__ = "siren_targets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activation_id: Mapped[str] = mapped_column(
+        ForeignKey("siren_activations.id", ondelete="CASCADE")
+    )
+    # Copied from the post at request time: the report stays true if the post changes later.
+    siren: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    site: Mapped[str] = mapped_column(String(64))
+    gateway: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str] = mapped_column(String(64))
+    district: Mapped[str] = mapped_column(String(64), default="")
+    # Why it was flagged when requested: "disabled", "last test failed: ..."; "" if not.
+    flags: Mapped[str] = mapped_column(Text, default="")
+    # The siren.activate command that carries it (one per gateway and activation).
+    command_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # pending, sent, started, then sounded, test_passed, test_failed, unreachable,
+    # cancelled, failed or no_answer
+    state: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    sent_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    started_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    finished_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+    activation: Mapped[SirenActivation] = relationship(back_populates="targets")
+
+    __table_args__ = (
+        UniqueConstraint("activation_id", "siren", name="uq_siren_targets_activation_siren"),
+        Index("ix_siren_targets_command", "command_id", "device"),
+        Index("ix_siren_targets_siren", "siren", "finished_ms"),
+    )
+
+
+class SirenActivationEvent(Base):
+    """The history of an activation: requested, approved, sent, answers, cancelled, ended."""
+
+    __tablename__ = "siren_activation_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activation_id: Mapped[str] = mapped_column(
+        ForeignKey("siren_activations.id", ondelete="CASCADE"), index=True
+    )
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(128))
+    event: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    activation: Mapped[SirenActivation] = relationship(back_populates="events")

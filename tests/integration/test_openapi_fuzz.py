@@ -193,6 +193,17 @@ DOCUMENTED = {
 }
 
 
+# Bodies whose meaning no JSON schema can state: a recurrence rule that never fires, a day
+# too far off, a file that is not CSV. These answer 422 for schema-valid input by design, so
+# the "valid input accepted" check is off for them; every other check still runs.
+SEMANTIC_422 = {
+    ("POST", "/api/v1/schedules"),
+    ("POST", "/api/v1/schedules/preview"),
+    ("PUT", "/api/v1/schedules/{name}"),
+    ("POST", "/api/v1/sirens/import"),
+}
+
+
 @schema.parametrize()
 @settings(
     max_examples=50,
@@ -206,7 +217,9 @@ def test_api_conforms_to_its_spec(live_server: str, case: schemathesis.Case[Any]
     # The default checks: no 5xx, bodies, headers and content types as the spec says, invalid
     # input refused, valid input accepted, unsupported methods 405... Some coverage cases drop
     # or break the Authorization header on purpose: those must come back 401, in the same shape.
-    headers = AUTH
+    # The token comes from CONFIG, so the cases that drop or break the Authorization header
+    # on purpose reach the server as generated; headers passed here would override them.
+    headers: dict[str, str] | None = None
     if case.operation.path == LOGOUT:
         # Logging out the shared token would sign the fuzzer out of every later case.
         headers = {"Authorization": f"Bearer {_fresh_token(live_server)}"}
@@ -216,13 +229,16 @@ def test_api_conforms_to_its_spec(live_server: str, case: schemathesis.Case[Any]
         # every route sharing it (GET and POST /api/v1/users). Fixing that takes a 405 handler
         # in control/app.py; until then this one check is off where two routes share a path.
         excluded.append(schemathesis.checks.allow_header_conformance)
+    if (case.operation.method.upper(), case.operation.path) in SEMANTIC_422:
+        excluded.append(schemathesis.checks.positive_data_acceptance)
     response = case.call_and_validate(
         base_url=live_server, headers=headers, timeout=10, excluded_checks=excluded
     )
     if response.status_code == 401 and case.operation.path != LOGIN:
         # Only a request that did not carry the token may be refused.
         sent = response.request.headers.get("Authorization")
-        assert sent != headers["Authorization"], f"{case.operation.label}: 401 with the token"
+        token = (headers or AUTH)["Authorization"]
+        assert sent != token, f"{case.operation.label}: 401 with the token"
 
 
 def _fresh_token(base_url: str) -> str:
