@@ -12,6 +12,7 @@ Topics (``{p}`` is the prefix, ``shelterwatch/v1`` by default):
     {p}/gw/{gw}/cmd                 command to a gateway
     {p}/gw/{gw}/cmd/ack             command outcome
     {p}/alert/{site}/{rule}/{dev}   alert raised/cleared, retained while active
+    {p}/cap                         CAP 1.2 XML for the public warning channels (outbound)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "TopicKind",
     "Value",
     "alert_topic",
+    "cap_topic",
     "cmd_ack_topic",
     "cmd_topic",
     "data_topic",
@@ -132,6 +134,13 @@ def cmd_ack_topic(gateway: str, prefix: str = DEFAULT_PREFIX) -> str:
 def alert_topic(site: str, rule: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
     s, r, d = _check_slug("site", site), _check_slug("rule", rule), _check_slug("device", device)
     return f"{prefix}/alert/{s}/{r}/{d}"
+
+
+def cap_topic(prefix: str = DEFAULT_PREFIX) -> str:
+    """Where the control service publishes CAP 1.2 messages (XML, not JSON) for the public
+    warning channels (broadcast, SMS, TV) that sound in parallel with the sirens. Outbound
+    only: no gateway reads it."""
+    return f"{prefix}/cap"
 
 
 def subscriptions(prefix: str = DEFAULT_PREFIX) -> list[str]:
