@@ -19,10 +19,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 # The integration tests start their own Mosquitto and InfluxDB from these Debian packages,
 # and use the machine's PostgreSQL (started, and installed if missing, by ensure-postgres.sh).
+# docker-compose (no engine needed) checks docker-compose.yml in tests/unit/test_compose.py.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto mosquitto-clients"; \
 	command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || missing="$$missing influxdb"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "run as root, or install:$$missing" >&2; exit 1; fi; \
@@ -45,8 +47,10 @@ pytest: $(STAMP) system-deps
 
 test: lint typecheck pytest
 
+# Every benchmark in bench/, each against the limit it measures in the same run; the table
+# goes to docs/performance.md. About 5 minutes on 2 cores.
 bench: $(STAMP) system-deps
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -81,9 +81,12 @@ _MAX_TRACKED_GAP = 1_000_000
 
 
 class Ingest:
-    def __init__(self, prefix: str, *, max_future_ms: int = 86_400_000) -> None:
+    def __init__(
+        self, prefix: str, *, max_future_ms: int = 86_400_000, track_gaps: bool = True
+    ) -> None:
         self._prefix = prefix
         self._max_future_ms = max_future_ms
+        self._track_gaps = track_gaps
         self._gateways: dict[str, _Gateway] = {}
         self.stats = IngestStats()
         self._warned: set[str] = set()
@@ -141,7 +144,8 @@ class Ingest:
 
     def _sample(self, gateway: str, device: str, data: DeviceData, now_ms: int) -> Sample | None:
         gw = self._gw(gateway)
-        self._check_seq(gateway, gw, data)
+        if self._track_gaps:
+            self._check_seq(gateway, gw, data)
         if not _MIN_TS_MS <= data.ts <= now_ms + self._max_future_ms:
             self.stats.out_of_range += 1
             self._warn_once(

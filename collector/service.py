@@ -21,7 +21,6 @@ from collector.alerts.service import AlertService
 from collector.ingest import GatewayStatus, Ingest, IngestStats
 from collector.settings import CollectorSettings
 from shelterwatch.backoff import Backoff
-from shelterwatch.contract import subscriptions
 from shelterwatch.errors import ConnectError, StoreError, StoreRejected
 from shelterwatch.mqtt_client import Message, MqttClient
 from shelterwatch.store import DeviceStatus, Sample, TimeSeriesStore
@@ -37,7 +36,13 @@ class Collector:
     def __init__(self, settings: CollectorSettings, store: TimeSeriesStore) -> None:
         self.settings = settings
         self.store = store
-        self.ingest = Ingest(settings.mqtt.prefix, max_future_ms=int(settings.max_future_s * 1000))
+        self.ingest = Ingest(
+            settings.mqtt.prefix,
+            max_future_ms=int(settings.max_future_s * 1000),
+            # A shared-group member sees a random part of each gateway's seqs: every skip
+            # would look like a loss. Gaps show in the store instead (docs/scaling.md).
+            track_gaps=settings.shared_group is None,
+        )
         self.rejected = 0  # samples the store refused as invalid (counted, logged, acknowledged)
         self.batches = 0
         self.acked = 0  # messages acknowledged to the broker, each one durable first
@@ -76,12 +81,13 @@ class Collector:
                     manual_ack=True,
                     receive_maximum=s.receive_maximum,
                 ) as mqtt:
-                    await mqtt.subscribe(subscriptions(s.mqtt.prefix), qos=1)
+                    await mqtt.subscribe(s.topic_filters(), qos=1)
                     log.info(
-                        "collector %s subscribed at %s:%s%s",
+                        "collector %s subscribed at %s:%s%s%s",
                         s.client_id,
                         s.mqtt.host,
                         s.mqtt.port,
+                        f" in shared group {s.shared_group}" if s.shared_group else "",
                         " again" if down else "",
                     )
                     down = False

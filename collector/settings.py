@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shelterwatch.config import MqttSettings, ServiceSettings
-from shelterwatch.contract import SLUG_PATTERN
+from shelterwatch.contract import SLUG_PATTERN, subscriptions
 
 __all__ = ["AlertSettings", "CollectorSettings"]
 
@@ -53,3 +53,33 @@ class CollectorSettings(ServiceSettings):
     # Timestamps further than this in the future are refused as out of range.
     max_future_s: Annotated[float, Field(gt=0)] = 86_400.0
     alerts: AlertSettings = AlertSettings()
+    # Collectors with the same group split the data stream between them through an MQTT
+    # shared subscription ($share/<group>/...); each member keeps its own client_id. Unset: this
+    # collector takes the whole stream. See docs/scaling.md.
+    shared_group: _Slug | None = None
+
+    @model_validator(mode="after")
+    def _alerts_see_everything(self) -> CollectorSettings:
+        # The broker deals a group's messages out one by one, so a member sees a random part of
+        # each device's readings: durations, trends and flatlines would be judged on fragments.
+        if self.shared_group is not None and self.alerts.enabled:
+            raise ValueError(
+                "alerts.enabled needs the whole data stream, but shared_group splits it between "
+                "collectors: run the alert engine in one collector without shared_group "
+                "(docs/scaling.md)"
+            )
+        return self
+
+    def topic_filters(self) -> list[str]:
+        """What this collector subscribes to.
+
+        A member of a shared group takes its share of the data and every state message:
+        retained state never reaches a shared subscription, and each member needs the sites
+        and kinds the states name for data messages that leave them out. Storing a status
+        once per member is harmless, since the second copy overwrites the first.
+        """
+        filters = subscriptions(self.mqtt.prefix)
+        if self.shared_group is None:
+            return filters
+        data = f"{self.mqtt.prefix}/gw/+/dev/+/data"
+        return [f"$share/{self.shared_group}/{f}" if f == data else f for f in filters]

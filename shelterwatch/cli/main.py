@@ -143,6 +143,29 @@ def sim_fault(
         sys.exit(1)
 
 
+@sim_app.command("synthetic")
+def sim_synthetic(
+    shelters: Annotated[int, typer.Option(min=1, max=100_000, help="simulated shelters")] = 1000,
+    rate: Annotated[
+        float, typer.Option(min=0.001, max=100_000, help="data messages per second, in all")
+    ] = 1000.0,
+    snapshot_s: Annotated[
+        float, typer.Option(min=0.001, max=3600, help="seconds between a device's snapshots")
+    ] = 60.0,
+    connections: Annotated[int, typer.Option(min=1, max=64, help="MQTT connections")] = 4,
+    duration: Annotated[
+        float | None, typer.Option(min=0.0, help="seconds to publish; default until stopped")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Publish the MQTT contract for many shelters without Modbus (births, device states, data
+    by exception with snapshots), to the broker of the settings' `mqtt` block."""
+    from shelterwatch.cli.services import run_sim_synthetic
+
+    setup_logging()
+    _run(run_sim_synthetic(config, shelters, rate, snapshot_s, connections, duration))
+
+
 @sim_app.command("faults")
 def sim_faults(url: SimUrlOption = DEFAULT_SIM_URL) -> None:
     """List the active faults of the running simulator, and the scenarios it knows."""

@@ -16,13 +16,20 @@ from shelterwatch.config import MqttSettings, ServiceSettings, load_settings
 from shelterwatch.errors import ConfigError
 from shelterwatch.store.factory import open_store
 
-__all__ = ["SimSettings", "run_collector", "run_control", "run_gateway", "run_sim"]
+__all__ = [
+    "SimSettings",
+    "run_collector",
+    "run_control",
+    "run_gateway",
+    "run_sim",
+    "run_sim_synthetic",
+]
 
 log = logging.getLogger(__name__)
 
 
 class SimSettings(ServiceSettings):
-    shelters: Annotated[int, Field(ge=0, le=99)] = 3
+    shelters: Annotated[int, Field(ge=0, le=1000)] = 3
     sirens: Annotated[int, Field(ge=0, le=99)] = 4
     host: str = "127.0.0.1"
     # First Modbus TCP port; devices take consecutive ports. 0 picks free ports.
@@ -78,6 +85,29 @@ async def run_sim(config: Path | None) -> None:
                 path.write_text(yaml.safe_dump(gateway_yaml(site, m)), encoding="utf-8")
             log.info("wrote gateway settings to %s", out)
         await asyncio.Event().wait()
+
+
+async def run_sim_synthetic(
+    config: Path | None,
+    shelters: int,
+    rate: float,
+    snapshot_s: float,
+    connections: int,
+    duration_s: float | None,
+) -> None:
+    """Publish a synthetic fleet to the broker of the sim settings' ``mqtt`` block."""
+    from firmware_sim.synthetic import SyntheticSpec, run_synthetic
+
+    settings = load_settings(SimSettings, config)
+    spec = SyntheticSpec(
+        shelters=shelters,
+        rate=rate,
+        snapshot_s=snapshot_s,
+        connections=connections,
+        seed=settings.seed,
+    )
+    stats = await run_synthetic(spec, settings.mqtt, asyncio.Event(), duration_s=duration_s)
+    log.info("synthetic fleet done: %d data messages, %d values", stats.messages, stats.values)
 
 
 def gateway_yaml(site: dict[str, object], mqtt: MqttSettings) -> dict[str, object]:
