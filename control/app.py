@@ -14,6 +14,7 @@ from control.api import (
     alerts,
     audit,
     auth,
+    cap,
     commands,
     health,
     schedules,
@@ -24,6 +25,7 @@ from control.api import (
     users,
 )
 from control.audit.middleware import AuditMiddleware
+from control.capfeed import CapFeed
 from control.commands import CommandService
 from control.db import Database
 from control.schedules import ScheduleService
@@ -45,16 +47,23 @@ def create_app(settings: ControlSettings) -> FastAPI:
         ):
             if settings.migrate_on_start:
                 await db.upgrade()
+            signals = load_signals(settings.sirens.signals_file)
+            command_service = CommandService(settings, db)
+            # Made before the command service opens: its publisher runs in every session.
+            cap_feed = CapFeed(settings, db, command_service, signals)
             async with (
-                CommandService(settings, db) as command_service,
+                command_service,
                 AlertService(settings, db) as alert_service,
-                SirenService(settings, db, command_service, store) as siren_service,
+                SirenService(
+                    settings, db, command_service, store, listener=cap_feed
+                ) as siren_service,
                 ScheduleService(
                     db,
-                    load_signals(settings.sirens.signals_file),
+                    signals,
                     siren_service,
                     grace_s=settings.schedules.grace_s,
                     poll_s=settings.schedules.poll_s,
+                    programmes=cap_feed,
                 ) as schedule_service,
             ):
                 yield {
@@ -65,14 +74,18 @@ def create_app(settings: ControlSettings) -> FastAPI:
                     "alerts": alert_service,
                     "sirens": siren_service,
                     "schedules": schedule_service,
+                    "cap": cap_feed,
                 }
 
     app = FastAPI(title="Shelterwatch control", version=__version__, lifespan=lifespan)
     for module in (health, auth, users, sites, commands, alerts, audit, schedules):
         app.include_router(module.router)
+    app.router.routes.append(activations.from_cap_other_methods)
     for module in (sirens, siren_groups, signals, activations):
         app.include_router(module.router)
     app.include_router(activations.preview_router)
+    app.include_router(cap.router)
+    app.include_router(cap.activation_router)
     # Every mutating request leaves an audit row, whoever handles it.
     app.add_middleware(AuditMiddleware)
     return app

@@ -14,6 +14,7 @@ from shelterwatch.contract import SLUG_PATTERN
 
 __all__ = [
     "AlertSettings",
+    "CapSettings",
     "ControlSettings",
     "PasswordHashing",
     "ScheduleSettings",
@@ -150,6 +151,32 @@ class ScheduleSettings(BaseModel):
     poll_s: Annotated[float, Field(gt=0, le=300)] = 30.0
 
 
+# CAP's sender: no spaces, commas, '<' or '&' (CAP 1.2, 3.2.1).
+_CAP_SENDER = r"^[^\s,<&]{1,255}$"
+
+
+class CapSettings(BaseModel):
+    """CAP 1.2 messages for the public warning channels (docs/cap.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Build and store a CAP message for each live alert, drill, audible test and test-day
+    # run. Off: nothing is built (reading upstream CAP still works).
+    enabled: bool = True
+    # Publish stored messages at QoS 1 on {p}/cap. Off: they are only stored and served by
+    # GET /api/v1/cap, for a gateway to the broadcast channels that polls instead.
+    publish_mqtt: bool = True
+    # CAP's <sender>: the office's address, the same on every replica (receivers match
+    # Cancel messages to alerts by it).
+    sender: Annotated[str, Field(pattern=_CAP_SENDER)] = "shelterwatch@localhost"
+    sender_name: Annotated[str, Field(min_length=1, max_length=200)] = "人民防空办公室"
+    sender_name_en: Annotated[str, Field(min_length=1, max_length=200)] = "Civil Air Defence Office"
+    # A phone number or address for the public, in every message; none when not set.
+    contact: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    # The info block read first from an upstream message with several languages.
+    language: Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = "zh-CN"
+
+
 class ControlSettings(ServiceSettings):
     mode: Literal["development", "production"] = "production"
     host: str = "127.0.0.1"
@@ -191,6 +218,9 @@ class ControlSettings(ServiceSettings):
 
     # -- schedules ------------------------------------------------------------------------
     schedules: ScheduleSettings = ScheduleSettings()
+
+    # -- CAP ------------------------------------------------------------------------------
+    cap: CapSettings = CapSettings()
 
     @model_validator(mode="after")
     def _no_default_secret(self) -> Self:

@@ -11,10 +11,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from control.api.deps import BAD_JSON, FORBIDDEN, UNAUTHORIZED, Allow, StrictQuery
 from control.api.siren_errors import CONFLICT, NOT_FOUND, UNAVAILABLE, http_error, siren_service
 from control.auth import Permission, Principal, allows
+from control.cap import CapError
+from control.capfeed import CapPrefill, CapUpload, Suggestion
+from control.capfeed import request as request_from_cap
+from control.capfeed import suggest as suggest_from_cap
+from control.capfeed.models import SirenMatch, UpstreamCap
 from control.sirens import KIND_PERMISSION, ActivationReport, ActivationState, SirenError
 from control.sirens.models import (
     ActivationPublic,
@@ -26,7 +33,7 @@ from control.sirens.models import (
 from control.sirens.reports import report_csv
 from shelterwatch.contract import SLUG_PATTERN, SirenKind
 
-__all__ = ["preview_router", "router"]
+__all__ = ["from_cap_other_methods", "preview_router", "router"]
 
 router = APIRouter(
     prefix="/api/v1/activations",
@@ -39,6 +46,8 @@ Reader = Annotated[Principal, Allow(Permission.SIRENS_READ)]
 # The least any activation needs; the route then checks the kind's own permission.
 Starter = Annotated[Principal, Allow(Permission.COMMANDS_MAINTENANCE)]
 Approver = Annotated[Principal, Allow(Permission.COMMANDS_APPROVE)]
+# Upstream CAP asks for a live alert, a drill or an audible test: all need commands.operate.
+CapReader = Annotated[Principal, Allow(Permission.COMMANDS_OPERATE)]
 ActivationId = Annotated[str, Path(pattern=r"^act-[0-9a-f]{12}$")]
 _REQUEST_ANSWERS: dict[int | str, dict[str, Any]] = {
     **BAD_JSON,
@@ -91,6 +100,108 @@ async def request_activation(
         )
     except SirenError as exc:
         raise http_error(exc) from exc
+
+
+@router.post(
+    "/from-cap",
+    responses={
+        **_REQUEST_ANSWERS,
+        202: {"description": "The request was made (a live alert waits for approval)"},
+        422: {
+            "description": "Not CAP 1.2 we can act on (the reason names the line), no "
+            "siren in its areas, or no signal to sound"
+        },
+    },
+)
+async def request_from_upstream_cap(
+    body: CapUpload,
+    user: CapReader,
+    request: Request,
+    response: Response,
+    dry_run: bool = False,
+) -> CapPrefill:
+    """Pre-fill an activation request from an upstream authority's CAP 1.2 message: kind
+    from its status (Actual: live, Exercise: drill, Test: audible test), signal from its
+    event, targets from its areas, reason from its headline and description. With
+    ``dry_run=true`` only says what it would request (200); otherwise makes the request (202),
+    which for a live alert still needs a commander's approval. The same message twice: 409."""
+    settings = request.state.settings
+    try:
+        xml = body.xml.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"the XML is not valid Unicode: {exc}"
+        ) from exc
+    try:
+        found = await suggest_from_cap(
+            request.state.db, xml, language=settings.cap.language, signal=body.signal
+        )
+    except CapError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    _may_start(user, found.kind)
+    sirens = siren_service(request)
+    answer = _prefill(found, dry_run=dry_run)
+    try:
+        if dry_run:
+            answer.preview = await sirens.preview(
+                kind=found.kind,
+                signal=found.signal,
+                sirens=found.targets,
+                groups=[],
+                exercise=found.exercise,
+            )
+        else:
+            answer.activation = await request_from_cap(
+                request.state.db, sirens, found, xml, actor=user.username
+            )
+            response.status_code = status.HTTP_202_ACCEPTED
+    except SirenError as exc:
+        raise http_error(exc) from exc
+    return answer
+
+
+async def _from_cap_is_post_only(_request: Request) -> Response:
+    return JSONResponse(
+        {"detail": "Method Not Allowed"}, status.HTTP_405_METHOD_NOT_ALLOWED, {"Allow": "POST"}
+    )
+
+
+# A GET of /activations/from-cap would otherwise be taken for GET /activations/{id} and
+# answer 422 for the id, where every other path answers 405. Added to the app before this
+# router, it answers every method but POST; a plain Starlette route, so it is not an
+# operation of the API (nor in its spec).
+from_cap_other_methods = Route(
+    "/api/v1/activations/from-cap",
+    _from_cap_is_post_only,
+    methods=["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"],
+)
+
+
+def _prefill(found: Suggestion, *, dry_run: bool) -> CapPrefill:
+    cap = found.cap
+    return CapPrefill(
+        dry_run=dry_run,
+        kind=found.kind,
+        signal=found.signal,
+        exercise=found.exercise,
+        reason=found.reason,
+        upstream=UpstreamCap(
+            identifier=cap.identifier,
+            sender=cap.sender,
+            sent=cap.sent,
+            status=cap.status.value,
+            msg_type=cap.msg_type.value,
+            event=cap.event,
+            headline=cap.headline,
+            areas=[a.description for a in cap.areas],
+        ),
+        matches=[
+            SirenMatch(siren=m.siren, district=m.district, area=m.area, by=m.by)
+            for m in found.matches
+        ],
+        targets=found.targets,
+        needs_approval=found.kind is SirenKind.LIVE,
+    )
 
 
 @router.get("")

@@ -18,8 +18,8 @@ import contextlib
 import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Self
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Self
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -48,7 +48,7 @@ from shelterwatch.errors import ConfigError, ConnectError, ContractError, Publis
 from shelterwatch.mqtt_client import Message, MqttClient
 from shelterwatch.signing import load_private_key, sign_command
 
-__all__ = ["MAX_TTL_S", "SERVICE_ACTOR", "AnswerListener", "CommandService"]
+__all__ = ["MAX_TTL_S", "SERVICE_ACTOR", "AnswerListener", "CommandService", "SessionTask"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,10 @@ _PUBLISH_TIMEOUT_S = 10.0
 # must be idempotent), after the answer is in the command's record and before it is
 # acknowledged to the broker: a listener that fails with a database error gets it again.
 AnswerListener = Callable[[str, CommandAck], Awaitable[None]]
+# Runs for the life of each MQTT session next to the command publisher (the CAP publisher):
+# one link and one client id per replica, whatever else it publishes. It ends with the
+# session; raising ends the session, which reconnects.
+SessionTask = Callable[[MqttClient], Coroutine[Any, Any, None]]
 
 
 class _State(enum.Enum):
@@ -106,6 +110,14 @@ class CommandService:
         self._state = _State.NEW
         self._runner: asyncio.Task[None] | None = None
         self._listeners: list[AnswerListener] = []
+        self._session_tasks: list[tuple[str, SessionTask]] = []
+
+    def add_session_task(self, name: str, task: SessionTask) -> None:
+        """Also run ``task`` in every MQTT session of the command link. Call it before the
+        service opens, so that the first session runs it too."""
+        if self._state is not _State.NEW:
+            raise RuntimeError("add session tasks before the CommandService opens")
+        self._session_tasks.append((name, task))
 
     def add_answer_listener(self, listener: AnswerListener) -> None:
         """Also hand every gateway answer to ``listener`` (the siren service's outcomes)."""
@@ -324,6 +336,8 @@ class CommandService:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._receive(client), name="command-acks")
             tg.create_task(self._publisher(client), name="command-publisher")
+            for name, task in self._session_tasks:
+                tg.create_task(task(client), name=name)
 
     async def _receive(self, client: MqttClient) -> None:
         async for message in client.messages():

@@ -1,5 +1,6 @@
 """The control service's SQL database: models, engine and migrations."""
 
+from control.db.cap_models import CapMessage
 from control.db.database import Database, async_url
 from control.db.models import (
     ApiToken,
@@ -20,6 +21,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "CapMessage",
     "CommandEvent",
     "CommandRecord",
     "Database",

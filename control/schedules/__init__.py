@@ -11,7 +11,12 @@ from control.schedules.errors import (
     ScheduleNotFound,
     SchedulesUnavailable,
 )
-from control.schedules.ports import ActivationStarter, StartedActivation
+from control.schedules.ports import (
+    ActivationStarter,
+    ProgrammeListener,
+    ProgrammeRun,
+    StartedActivation,
+)
 from control.schedules.service import ScheduleService
 from control.schedules.spec import Problem, ScheduleCreate, ScheduleFields, Step
 
@@ -20,6 +25,8 @@ __all__ = [
     "Clock",
     "ManualClock",
     "Problem",
+    "ProgrammeListener",
+    "ProgrammeRun",
     "ScheduleConflict",
     "ScheduleCreate",
     "ScheduleError",

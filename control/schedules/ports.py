@@ -8,11 +8,13 @@ service can change behind them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from shelterwatch.contract import SirenKind
 
-__all__ = ["ActivationStarter", "StartedActivation"]
+__all__ = ["ActivationStarter", "ProgrammeListener", "ProgrammeRun", "StartedActivation"]
 
 
 class StartedActivation(Protocol):
@@ -43,3 +45,27 @@ class ActivationStarter(Protocol):
     ) -> StartedActivation: ...
 
     async def resolve(self, *, sirens: list[str], groups: list[str]) -> Sequence[object]: ...
+
+
+@dataclass(frozen=True)
+class ProgrammeRun:
+    """A run of a schedule whose audible test has just started (a test day): its whole
+    programme, for the one CAP Test message that tells the public about every step."""
+
+    schedule: str
+    schedule_id: int
+    title: str
+    run: datetime  # the run's start, in the schedule's time zone
+    # Each audible test step of the run: when it starts and its signal.
+    steps: tuple[tuple[datetime, str], ...]
+    sirens: tuple[str, ...]
+    groups: tuple[str, ...]
+    activation: str  # the activation of the step that just fired
+    actor: str
+
+
+class ProgrammeListener(Protocol):
+    """Told when a run's audible test fires (any of them: it must be idempotent per run).
+    It must not raise: a failure there is its own to log, never the step's."""
+
+    async def programme_fired(self, run: ProgrammeRun) -> None: ...

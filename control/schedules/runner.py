@@ -28,7 +28,7 @@ from control.db.schedule_models import ScheduleRecord, ScheduleRun
 from control.schedules import records
 from control.schedules.clock import Clock
 from control.schedules.plan import Plan, RunStep, check
-from control.schedules.ports import ActivationStarter
+from control.schedules.ports import ActivationStarter, ProgrammeListener, ProgrammeRun
 from shelterwatch.contract import SirenKind
 from shelterwatch.signals import SignalDefinition
 
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # A siren service that does not answer within this long has failed the step (it is recorded;
 # the step is not retried, so it cannot sound twice).
 _FIRE_TIMEOUT_S = 30.0
+# The programme listener (CAP) gets this long; the step has fired whatever it does.
+_LISTENER_TIMEOUT_S = 10.0
 
 
 def ms(moment: datetime) -> int:
@@ -73,9 +75,11 @@ class ScheduleRunner:
         grace: timedelta = timedelta(minutes=10),
         lookback: timedelta = timedelta(days=7),
         poll_s: float = 30.0,
+        programmes: ProgrammeListener | None = None,
     ) -> None:
         self.db = db
         self.starter = starter
+        self.programmes = programmes
         self.signals = signals
         self.clock = clock
         self.replica = replica
@@ -250,6 +254,8 @@ class ScheduleRunner:
                 activation = str(started.id)
                 row.state = records.FIRED
                 row.detail = f"activation {activation} started"
+                if step.kind is SirenKind.AUDIBLE_TEST:
+                    await self._tell_programme(item, activation)
             except TimeoutError:
                 row.state = records.FAILED
                 row.detail = f"the siren service did not answer within {_FIRE_TIMEOUT_S:g} s"
@@ -274,6 +280,31 @@ class ScheduleRunner:
                 exc,
             )
         await self._report(item, row)
+
+    async def _tell_programme(self, item: _Due, activation: str) -> None:
+        if self.programmes is None:
+            return
+        run = ProgrammeRun(
+            schedule=item.record.name,
+            schedule_id=item.record.id,
+            title=item.plan.title,
+            run=item.run.astimezone(item.plan.zone),
+            steps=tuple(
+                (s.start.astimezone(item.plan.zone), s.step.signal)
+                for s in item.plan.layout(item.run)
+                if s.step.kind is SirenKind.AUDIBLE_TEST and s.step.signal is not None
+            ),
+            sirens=tuple(item.plan.sirens),
+            groups=tuple(item.plan.groups),
+            activation=activation,
+            actor=actor_of(item.record.name),
+        )
+        try:
+            async with asyncio.timeout(_LISTENER_TIMEOUT_S):
+                await self.programmes.programme_fired(run)
+        except Exception:
+            # The sirens sound either way; the listener logs its own failures, this is a bug.
+            log.exception("schedule %s: the programme listener failed", item.record.name)
 
     async def _report(self, item: _Due, row: ScheduleRun) -> None:
         level = logging.INFO if row.state == records.FIRED else logging.WARNING

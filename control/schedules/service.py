@@ -37,7 +37,7 @@ from control.schedules.errors import (
     SchedulesUnavailable,
 )
 from control.schedules.plan import Plan, check, effective_programme, permission_for
-from control.schedules.ports import ActivationStarter
+from control.schedules.ports import ActivationStarter, ProgrammeListener
 from control.schedules.programme import builtin_templates, time_programme
 from control.schedules.runner import ScheduleRunner, from_ms, ms
 from control.schedules.spec import Problem, ScheduleCreate, ScheduleFields
@@ -84,6 +84,7 @@ class ScheduleService:
         poll_s: float = 30.0,
         replica: str | None = None,
         run: bool = True,
+        programmes: ProgrammeListener | None = None,
     ) -> None:
         self.db = db
         self.signals = signals
@@ -97,6 +98,7 @@ class ScheduleService:
             replica=replica or default_replica(),
             grace=timedelta(seconds=grace_s),
             poll_s=poll_s,
+            programmes=programmes,
         )
         self._run = run
         self._state = _State.NEW

@@ -14,7 +14,7 @@ import contextlib
 import enum
 import json
 import logging
-from typing import Self
+from typing import Protocol, Self
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,11 +43,23 @@ from shelterwatch.contract import CommandAck, SirenKind
 from shelterwatch.signals import SignalDefinition
 from shelterwatch.store import TimeSeriesStore
 
-__all__ = ["SirenService"]
+__all__ = ["ActivationListener", "SirenService"]
 
 log = logging.getLogger(__name__)
 
 TEST_TONE = "test_tone"
+# The CAP listener gets this long; the sirens are sent whatever it does.
+_LISTENER_TIMEOUT_S = 10.0
+
+
+class ActivationListener(Protocol):
+    """Told after an activation's commands are queued, and after its cancel is sent (the
+    CAP feed, control/capfeed). Each call may come twice (retries, replicas): it must be
+    idempotent, and it must not raise: its failures are its own to log."""
+
+    async def activation_dispatched(self, activation_id: str, actor: str) -> None: ...
+
+    async def activation_cancelled(self, activation_id: str, actor: str) -> None: ...
 
 
 class _State(enum.Enum):
@@ -65,8 +77,10 @@ class SirenService:
         store: TimeSeriesStore | None = None,
         *,
         sweep_interval_s: float | None = None,
+        listener: ActivationListener | None = None,
     ) -> None:
         self.settings = settings
+        self.listener = listener
         self.db = db
         self.commands = commands
         self.store = store
@@ -257,6 +271,7 @@ class SirenService:
         )
         if not live:
             await dispatch(self.db, self.commands, self._cfg, activation_id)
+            await self._tell("dispatched", activation_id, actor)
         return await self.get(activation_id)
 
     async def approve(
@@ -300,6 +315,7 @@ class SirenService:
         )
         log.warning("sirens: live alert %s approved by %s; dispatching", activation_id, actor)
         await dispatch(self.db, self.commands, self._cfg, activation_id)
+        await self._tell("dispatched", activation_id, actor)
         return await self.get(activation_id)
 
     async def reject(
@@ -391,7 +407,24 @@ class SirenService:
                 margin_s=self._cfg.ttl_margin_s,
             )
             await self._after_cancel(activation_id, actor, pulled, refused)
+            await self._tell("cancelled", activation_id, actor)
         return await self.get(activation_id)
+
+    async def _tell(self, what: str, activation_id: str, actor: str) -> None:
+        """Tell the listener (CAP) after the sirens have their commands: nothing it does
+        can hold back or fail an activation."""
+        if self.listener is None:
+            return
+        call = (
+            self.listener.activation_dispatched
+            if what == "dispatched"
+            else self.listener.activation_cancelled
+        )
+        try:
+            async with asyncio.timeout(_LISTENER_TIMEOUT_S):
+                await call(activation_id, actor)
+        except Exception:
+            log.exception("sirens: the activation listener failed on %s %s", what, activation_id)
 
     async def _after_cancel(
         self, activation_id: str, actor: str, pulled: list[str], refused: dict[str, str]

@@ -201,6 +201,8 @@ SEMANTIC_422 = {
     ("POST", "/api/v1/schedules/preview"),
     ("PUT", "/api/v1/schedules/{name}"),
     ("POST", "/api/v1/sirens/import"),
+    # Any string is schema-valid; only a CAP 1.2 alert whose areas hold sirens is accepted.
+    ("POST", "/api/v1/activations/from-cap"),
 }
 
 

@@ -79,6 +79,11 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST",   "/api/v1/activations/{activation_id}/reject"):  Role.COMMANDER,
     ("POST",   "/api/v1/activations/{activation_id}/cancel"):  Role.MAINTAINER,
     ("GET",    "/api/v1/activations/{activation_id}/report"):  Role.VIEWER,
+    # Upstream CAP asks for a live alert, a drill or an audible test: commands.operate.
+    ("POST",   "/api/v1/activations/from-cap"):         Role.DUTY_OFFICER,
+    ("GET",    "/api/v1/activations/{activation_id}/cap"):     Role.VIEWER,
+    ("GET",    "/api/v1/cap"):                          Role.VIEWER,
+    ("GET",    "/api/v1/cap/{identifier}"):             Role.VIEWER,
     ("GET",    "/api/v1/schedules"):                 Role.VIEWER,
     ("POST",   "/api/v1/schedules"):                 Role.DUTY_OFFICER,
     ("POST",   "/api/v1/schedules/preview"):         Role.DUTY_OFFICER,
