@@ -112,6 +112,8 @@ def control_rules(prefix: str = DEFAULT_PREFIX) -> list[str]:
     return [
         # The only login that may command a gateway; gateways verify the signature as well.
         f"topic write {prefix}/gw/+/cmd",
+        # CAP 1.2 for the public warning channels (docs/cap.md).
+        f"topic write {prefix}/cap",
         f"topic read {prefix}/gw/+/cmd/ack",
         f"topic read {prefix}/gw/+/state",
         f"topic read {prefix}/gw/+/dev/+/data",
