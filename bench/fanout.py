@@ -5,8 +5,8 @@ own round-trip floor for the same messages, measured in one run.
           ◀───────────────────── per-siren "started" acks ◀────────────────────┘
 
 The simulated sirens (``SimBank``: one pymodbus server per gateway, one unit per siren) run in
-one process, the 50 gateways in another, and the control service (uvicorn, SQLite) with the
-observer in this one.
+one process, the 50 gateways in another, and the control service (uvicorn, on PostgreSQL as in
+production, or SQLite with ``--db sqlite``) with the observer in this one.
 
 1. floor: a bare publisher sends one QoS 1 message to each of the 50 gateway command topics;
    a bare responder subscribed to them answers each at once with one QoS 1 message per siren
@@ -22,6 +22,7 @@ The ratio is floor over fan-out (1.0 would be a platform that adds nothing). Goa
 confirmed within 2 s of the API call.
 
 Usage: .venv/bin/python bench/fanout.py [--gateways 50] [--sirens-per-gateway 20] [--runs 3]
+                                      [--db postgresql|sqlite]
 The last line printed is JSON with every figure and "ratio".
 """
 
@@ -29,15 +30,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -297,14 +301,53 @@ async def fan_out(
     return observed, recorded
 
 
+PG_ADMIN_URL = os.environ.get(
+    "SHELTERWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextlib.asynccontextmanager
+async def control_database(kind: str, data: Path) -> AsyncIterator[str]:
+    """A new control database of the bench's own (dropped afterwards); yields its URL."""
+    if kind == "sqlite":
+        yield f"sqlite:///{data / 'control.db'}"
+        return
+    import asyncpg  # type: ignore[import-untyped]
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(PG_ADMIN_URL)
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"sw_bench_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
 async def run_platform(
-    port: int, configs: list[dict[str, Any]], private_key: str, data: Path, runs: int
+    port: int, configs: list[dict[str, Any]], private_key: str, data: Path, runs: int, db: str
+) -> tuple[list[float], list[float]]:
+    async with control_database(db, data) as url:
+        return await _run_platform(port, configs, private_key, data, runs, url)
+
+
+async def _run_platform(
+    port: int, configs: list[dict[str, Any]], private_key: str, data: Path, runs: int, url: str
 ) -> tuple[list[float], list[float]]:
     from pydantic import SecretStr
 
     total = sum(len(c["devices"]) for c in configs)
     settings = control_settings(
-        f"sqlite:///{data / 'control.db'}",
+        url,
         f"sqlite:///{data / 'store.db'}",
         mqtt=MqttSettings(host="127.0.0.1", port=port, prefix=PREFIX),
         command_private_key=SecretStr(private_key),
@@ -331,6 +374,7 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=50)
     parser.add_argument("--sirens-per-gateway", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
     args = parser.parse_args()
     # A line per siren per run would bury the figures; the bench reports what matters.
     logging.basicConfig(level=logging.ERROR)
@@ -359,7 +403,7 @@ def main() -> None:
             try:
                 print("fan-out through the platform ...", file=sys.stderr)
                 observed, recorded = asyncio.run(
-                    run_platform(mosquitto.port, configs, private_key, data, args.runs)
+                    run_platform(mosquitto.port, configs, private_key, data, args.runs, args.db)
                 )
             finally:
                 for conn, proc in ((gw_conn, gws), (fleet_conn, fleet)):
@@ -380,6 +424,7 @@ def main() -> None:
                 "gateways": n_gw,
                 "sirens": total,
                 "runs": args.runs,
+                "database": args.db,
                 "floor_ms": round(floor * 1000, 1),
                 "floor_runs_ms": [round(x * 1000, 1) for x in floors],
                 "last_start_ms": round(fan * 1000, 1),

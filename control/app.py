@@ -17,6 +17,7 @@ from control.api import (
     cap,
     commands,
     health,
+    history,
     schedules,
     signals,
     siren_groups,
@@ -27,6 +28,8 @@ from control.api import (
 from control.audit.middleware import AuditMiddleware
 from control.capfeed import CapFeed
 from control.commands import CommandService
+from control.console import MOUNT as CONSOLE_MOUNT
+from control.console import create_console
 from control.db import Database
 from control.schedules import ScheduleService
 from control.settings import ControlSettings
@@ -78,7 +81,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
                 }
 
     app = FastAPI(title="Shelterwatch control", version=__version__, lifespan=lifespan)
-    for module in (health, auth, users, sites, commands, alerts, audit, schedules):
+    for module in (health, auth, users, sites, history, commands, alerts, audit, schedules):
         app.include_router(module.router)
     app.router.routes.append(activations.from_cap_other_methods)
     for module in (sirens, siren_groups, signals, activations):
@@ -86,6 +89,8 @@ def create_app(settings: ControlSettings) -> FastAPI:
     app.include_router(activations.preview_router)
     app.include_router(cap.router)
     app.include_router(cap.activation_router)
+    # The built-in console (its pages and static files), outside the API's spec.
+    app.mount(CONSOLE_MOUNT, create_console())
     # Every mutating request leaves an audit row, whoever handles it.
     app.add_middleware(AuditMiddleware)
     return app

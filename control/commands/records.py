@@ -141,9 +141,10 @@ async def unsent(
         return list(rows)
 
 
-async def _locked(s: AsyncSession, command_id: str) -> CommandRecord | None:
+async def _locked(db: Database, s: AsyncSession, command_id: str) -> CommandRecord | None:
     # FOR UPDATE serialises replicas (PostgreSQL) that handle answers to the same command;
-    # SQLite ignores it and serialises writers anyway.
+    # SQLite ignores it, so the write lock is taken before the read (Database.write_lock).
+    await db.write_lock(s, CommandRecord)
     query = (
         select(CommandRecord)
         .where(CommandRecord.id == command_id)
@@ -163,14 +164,21 @@ def _add_event(
     record.updated_ms = now
 
 
-async def mark_sent(db: Database, command_id: str, topic: str) -> CommandRecord | None:
-    """Record the publication (the broker's PUBACK); None if it was recorded already."""
+async def mark_sent(
+    db: Database, command_id: str, topic: str, published_ms: int | None = None
+) -> CommandRecord | None:
+    """Record the publication once the broker's PUBACK came; None if it was recorded already.
+
+    ``published_ms`` is when it was handed to the broker: a gateway can answer before the
+    PUBACK is back, and a siren must never seem to start before its command was sent.
+    """
     now = now_ms()
     async with db.session() as s, s.begin():
-        record = await _locked(s, command_id)
+        record = await _locked(db, s, command_id)
         if record is None or any(e.state == SENT_EVENT for e in record.events):
             return None
-        _add_event(record, SENT_EVENT, f"published to {topic}", now, now, move=False)
+        sent = published_ms or now
+        _add_event(record, SENT_EVENT, f"published to {topic}", sent, now, move=False)
         return record
 
 
@@ -180,7 +188,7 @@ async def mark_final(
     """The service's own final verdict on an open command (expired unsent, refused publish)."""
     now = now_ms()
     async with db.session() as s, s.begin():
-        record = await _locked(s, command_id)
+        record = await _locked(db, s, command_id)
         if record is None or RecordState(record.state) not in OPEN:
             return None
         _add_event(record, state.value, detail, now, now, move=True)
@@ -192,7 +200,7 @@ async def withdraw(db: Database, command_id: str, detail: str) -> Outcome | None
     None if it was published already, or is no longer pending."""
     now = now_ms()
     async with db.session() as s, s.begin():
-        record = await _locked(s, command_id)
+        record = await _locked(db, s, command_id)
         if record is None or record.state != RecordState.PENDING.value:
             return None
         if any(e.state == SENT_EVENT for e in record.events):
@@ -217,7 +225,7 @@ async def record_answer(db: Database, gateway: str, ack: CommandAck) -> Outcome 
         detail = f"{ack.device}: {said}: {ack.detail}" if ack.detail else f"{ack.device}: {said}"
     try:
         async with db.session() as s, s.begin():
-            record = await _locked(s, ack.id)
+            record = await _locked(db, s, ack.id)
             if record is None:
                 record = CommandRecord(
                     id=ack.id,
@@ -270,7 +278,7 @@ async def sweep(db: Database, grace_ms: int, limit: int = 500) -> list[Outcome]:
     outcomes = []
     for command_id in candidates:
         async with db.session() as s, s.begin():
-            record = await _locked(s, command_id)
+            record = await _locked(db, s, command_id)
             if record is None or RecordState(record.state) not in OPEN:
                 continue
             sent = any(e.state == SENT_EVENT for e in record.events)

@@ -372,7 +372,11 @@ class CommandService:
                 ack.detail,
             )
         elif ack.device is not None:
-            log.info("command %s: %s", ack.id, outcome.detail)
+            log.debug("command %s: %s", ack.id, outcome.detail)
+            # An answer about one siren is audited once, by the siren service, as that
+            # siren's outcome in its activation (siren.outcome); a second row here would
+            # double the audit trail's writes when a thousand sirens answer at once.
+            return
         elif not outcome.moved:
             log.warning(
                 "commands: gateway %s answered %s to command %s (now %s): %s",
@@ -413,6 +417,15 @@ class CommandService:
             await self._publish(client, due)
 
     async def _publish(self, client: MqttClient, due: list[CommandRecord]) -> None:
+        # A siren fan-out queues one command per gateway at once: they leave together and
+        # their PUBACKs are awaited afterwards, not one round trip after another. Chunks stay
+        # within the client's in-flight bound.
+        chunk = self.settings.mqtt.max_inflight
+        for start in range(0, len(due), chunk):
+            await self._publish_chunk(client, due[start : start + chunk])
+
+    async def _publish_chunk(self, client: MqttClient, due: list[CommandRecord]) -> None:
+        started: list[tuple[CommandRecord, str, int, asyncio.Future[None]]] = []
         for record in due:
             if record.expires_ms <= now_ms():
                 await self._close(
@@ -426,16 +439,20 @@ class CommandService:
                 continue
             command = sign_command(records.request_of(record), self._key)
             topic = cmd_topic(record.gateway, self._prefix)
+            published_ms = now_ms()
+            puback = client.start_publish(topic, command.to_json(), qos=1)
+            started.append((record, topic, published_ms, puback))
+        for record, topic, published_ms, puback in started:
             try:
                 async with asyncio.timeout(_PUBLISH_TIMEOUT_S):
-                    await client.publish(topic, command.to_json(), qos=1)
+                    await puback
             except PublishRefused as exc:
                 # The broker will never take it (the ACL): say so instead of retrying.
                 await self._close(record.id, RecordState.FAILED, f"not sent: {exc}")
                 continue
             except TimeoutError as exc:
                 raise ConnectError(f"no PUBACK for command {record.id}") from exc
-            await records.mark_sent(self.db, record.id, topic)
+            await records.mark_sent(self.db, record.id, topic, published_ms)
 
     async def _close(self, command_id: str, state: RecordState, detail: str) -> None:
         outcome = await records.mark_final(self.db, command_id, state, detail)

@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, false, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
@@ -72,6 +72,20 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             yield session
+
+    async def write_lock(self, s: AsyncSession, model: type[Any]) -> None:
+        """Take the database's write lock now, before the transaction reads anything.
+
+        ``SELECT ... FOR UPDATE`` serialises read-modify-write on PostgreSQL; SQLite ignores
+        it, and its deferred transactions take the write lock only at their first write,
+        after their reads. Two transactions could then read the same row and the later
+        commit would silently undo the earlier one (a siren's answer overwritten by the
+        sweep). On SQLite, a write that matches no row as the first statement takes the
+        lock: every other writer waits until this transaction ends. A no-op elsewhere.
+        """
+        if self.backend == "sqlite":
+            key = next(iter(model.__table__.primary_key.columns))
+            await s.execute(update(model).where(false()).values({key.name: key}))
 
     async def upgrade(self) -> None:
         """Apply every Alembic migration (``alembic upgrade head``)."""

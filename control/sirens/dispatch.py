@@ -54,7 +54,7 @@ async def dispatch(
     failed: dict[str, str] = {}
     expires = 0
     for order in orders:
-        if (await records.get(db, activation_id)).state != ActivationState.ACTIVE:
+        if await records.state_of(db, activation_id) != ActivationState.ACTIVE:
             break  # cancelled while sending: queue no more
         try:
             record = await commands.send_siren_activate(
@@ -64,7 +64,7 @@ async def dispatch(
         except (CommandUnavailable, InvalidCommand) as exc:
             log.error("sirens: %s not sent to %s: %s", activation_id, order.gateway, exc)
             failed[order.gateway] = str(exc)
-    if (await records.get(db, activation_id)).state != ActivationState.ACTIVE:
+    if await records.state_of(db, activation_id) != ActivationState.ACTIVE:
         # A cancel came in while the commands were being queued: pull back what is not
         # published yet (the cancel itself goes to every gateway anyway).
         for order in orders:

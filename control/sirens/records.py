@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -40,9 +40,11 @@ __all__ = [
     "locked",
     "note_last_test",
     "now_ms",
+    "open_count",
     "open_targets",
     "requested_targets",
     "sent_times",
+    "state_of",
 ]
 
 _OPEN = [ActivationState.PENDING_APPROVAL, ActivationState.ACTIVE, ActivationState.CANCELLING]
@@ -59,6 +61,7 @@ async def locked(
     """The activation with its targets and events, row-locked, in a transaction that
     commits when the block ends (and rolls back if it raises)."""
     async with db.session() as s, s.begin():
+        await db.write_lock(s, SirenActivation)
         query = (
             select(SirenActivation)
             .where(SirenActivation.id == activation_id)
@@ -150,6 +153,25 @@ async def sent_times(s: AsyncSession, command_ids: list[str]) -> dict[str, tuple
     )
     times = {row.command_id: row.ts_ms for row in sent}
     return {cid: (state, times.get(cid)) for cid, state in states.items()}
+
+
+async def open_count(s: AsyncSession, activation_id: str) -> int:
+    """How many of the activation's targets have no final outcome yet."""
+    query = select(func.count()).where(
+        SirenTarget.activation_id == activation_id,
+        SirenTarget.state.not_in([t.value for t in FINAL_TARGET]),
+    )
+    return int(await s.scalar(query) or 0)
+
+
+async def state_of(db: Database, activation_id: str) -> str:
+    """The activation's state alone (get() loads every target)."""
+    async with db.session() as s:
+        query = select(SirenActivation.state).where(SirenActivation.id == activation_id)
+        state = (await s.scalars(query)).one_or_none()
+    if state is None:
+        raise NotFound(f"no activation {activation_id!r}")
+    return state
 
 
 def open_targets(activation: SirenActivation) -> list[SirenTarget]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.commands import CommandService
@@ -21,6 +22,7 @@ from control.sirens import records
 from control.sirens.activations import FINAL_STATES, ActivationState, parse_cancel_command_id
 from control.sirens.dispatch import dispatch
 from control.sirens.outcomes import (
+    FINAL_TARGET,
     TargetState,
     activation_end,
     describe_end,
@@ -91,11 +93,20 @@ async def on_answer(db: Database, commands: CommandService, gateway: str, ack: C
             await _refused(db, commands, activation_id, gateway, ack)
         return
     audits = Audits()
-    async with records.locked(db, activation_id) as (s, activation):
-        target = next(
-            (t for t in activation.targets if t.command_id == ack.id and t.device == ack.device),
-            None,
+    # Only the activation's row (locked, so answers from several gateways and the sweep take
+    # turns) and the one target: an activation of a thousand sirens gets a thousand answers
+    # at once, and loading every target for each of them would make that quadratic.
+    async with db.session() as s, s.begin():
+        await db.write_lock(s, SirenActivation)
+        activation = await s.get(SirenActivation, activation_id, with_for_update=True)
+        if activation is None:
+            return
+        query = select(SirenTarget).where(
+            SirenTarget.activation_id == activation_id,
+            SirenTarget.command_id == ack.id,
+            SirenTarget.device == ack.device,
         )
+        target = (await s.scalars(query)).one_or_none()
         if target is None:
             log.warning(
                 "sirens: %s answered for %s in %s, which is not one of its targets",
@@ -111,6 +122,11 @@ async def on_answer(db: Database, commands: CommandService, gateway: str, ack: C
             return  # a duplicate, or older news than what the target shows
         now = records.now_ms()
         late = target.state == TargetState.NO_ANSWER
+        if target.sent_ms is None and target.command_id:
+            # The sweep copies it too, but only while the target is open: a siren that
+            # ends before the next sweep must still show when its command left.
+            sent = await records.sent_times(s, [target.command_id])
+            target.sent_ms = sent.get(target.command_id, ("", None))[1]
         target.state = after.value
         target.detail = ack.detail
         target.updated_ms = now
@@ -131,7 +147,12 @@ async def on_answer(db: Database, commands: CommandService, gateway: str, ack: C
             ts=ack.ts,
             late=late,
         )
-        settle(activation, now, audits)
+        ended = after in FINAL_TARGET and await records.open_count(s, activation_id) == 0
+    if ended:
+        # The last final answer (or a late one after the end): the activation ends, or its
+        # end is corrected. settle() decides, and does nothing when nothing changes.
+        async with records.locked(db, activation_id) as (_s, full):
+            settle(full, records.now_ms(), audits)
     await audits.write(db)
 
 

@@ -305,6 +305,7 @@ Shelterwatch demo is running
   gateways         {gateways}, one per site, publishing {mqtt.prefix}/...
   collector        {store_url}
   control service  {api}
+  console          {api}/console/   (sign in as a demo user below; ?lang=en for English)
   {users}
 
 Try:

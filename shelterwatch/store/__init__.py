@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
-from shelterwatch.store.base import DeviceStatus, FieldValue, LatestValue, Sample, TimeSeriesStore
+from shelterwatch.store.base import (
+    DeviceStatus,
+    FieldValue,
+    HistoryPoint,
+    LatestValue,
+    Sample,
+    TimeSeriesStore,
+)
 
-__all__ = ["DeviceStatus", "FieldValue", "LatestValue", "Sample", "TimeSeriesStore"]
+__all__ = [
+    "DeviceStatus",
+    "FieldValue",
+    "HistoryPoint",
+    "LatestValue",
+    "Sample",
+    "TimeSeriesStore",
+]

@@ -16,7 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, Self, runtime_checkable
 
-__all__ = ["DeviceStatus", "FieldValue", "LatestValue", "Sample", "TimeSeriesStore"]
+__all__ = [
+    "DeviceStatus",
+    "FieldValue",
+    "HistoryPoint",
+    "LatestValue",
+    "Sample",
+    "TimeSeriesStore",
+]
 
 FieldValue = bool | int | float | str
 
@@ -53,6 +60,15 @@ class LatestValue:
     unit: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """One point of a history: a stored value, or a bucket's summary (its start time; the
+    mean of a numeric point, the last value of a boolean or text point)."""
+
+    ts_ms: int
+    value: FieldValue
+
+
 @runtime_checkable
 class TimeSeriesStore(Protocol):
     """Every write returns only once the data is durable, so callers may then acknowledge it.
@@ -78,3 +94,20 @@ class TimeSeriesStore(Protocol):
         ...
 
     async def sites(self) -> list[str]: ...
+
+    async def history(
+        self,
+        measurement: str,
+        site: str,
+        device: str,
+        point: str,
+        since_ms: int,
+        until_ms: int,
+        *,
+        bucket_ms: int | None = None,
+    ) -> list[HistoryPoint]:
+        """The values of one point of one device between ``since_ms`` and ``until_ms``
+        (both included), oldest first. With ``bucket_ms``, one point per non-empty bucket
+        of that width aligned to the epoch (as InfluxQL's ``GROUP BY time()``): a chart of
+        a week gets a few hundred points, not every sample."""
+        ...

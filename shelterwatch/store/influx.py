@@ -24,7 +24,7 @@ from typing import Any, Self
 import httpx
 
 from shelterwatch.errors import StoreError, StoreRejected
-from shelterwatch.store.base import DeviceStatus, FieldValue, LatestValue, Sample
+from shelterwatch.store.base import DeviceStatus, FieldValue, HistoryPoint, LatestValue, Sample
 from shelterwatch.store.lineprotocol import (
     STATUS_MEASUREMENT,
     LineProtocolError,
@@ -315,6 +315,46 @@ class InfluxStore:
             for row in series.get("values", []):
                 best = max([best, *(int(v) for v in row[1:] if v is not None)])
         return best
+
+    async def history(
+        self,
+        measurement: str,
+        site: str,
+        device: str,
+        point: str,
+        since_ms: int,
+        until_ms: int,
+        *,
+        bucket_ms: int | None = None,
+    ) -> list[HistoryPoint]:
+        field = quote_ident(point)
+        where = (
+            f"WHERE {quote_ident('site')} = {quote_literal(site)} "
+            f"AND {quote_ident('device')} = {quote_literal(device)} "
+            f"AND time >= {int(since_ms)}ms AND time <= {int(until_ms)}ms"
+        )
+        types = await self.query(f"SHOW FIELD KEYS FROM {quote_ident(measurement)}")
+        ftype = next((t for key, t in _values(types[0]) if key == point), None)
+        if ftype is None:
+            return []  # never stored: InfluxQL would answer an empty result anyway
+        if bucket_ms is None:
+            select = f"SELECT {field} FROM {quote_ident(measurement)} {where}"
+        else:
+            if bucket_ms < 1:
+                raise ValueError(f"bucket_ms must be at least 1, got {bucket_ms}")
+            # mean() refuses booleans and strings; their bucket shows its last value.
+            summary = "mean" if ftype in ("float", "integer") else "last"
+            select = (
+                f"SELECT {summary}({field}) FROM {quote_ident(measurement)} {where} "
+                f"GROUP BY time({int(bucket_ms)}ms) fill(none)"
+            )
+        out = []
+        for ts, value in _values((await self.query(select))[0]):
+            if value is None:
+                continue
+            kind = "float" if bucket_ms is not None and ftype == "integer" else ftype
+            out.append(HistoryPoint(int(ts), _coerce(value, kind)))
+        return out
 
     async def sites(self) -> list[str]:
         results = await self.query(f"SHOW TAG VALUES WITH KEY = {quote_ident('site')}")

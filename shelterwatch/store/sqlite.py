@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from shelterwatch.errors import StoreError, StoreRejected
-from shelterwatch.store.base import DeviceStatus, FieldValue, LatestValue, Sample
+from shelterwatch.store.base import DeviceStatus, FieldValue, HistoryPoint, LatestValue, Sample
 from shelterwatch.store.lineprotocol import INT64_MAX, INT64_MIN, units_json
 
 __all__ = ["SqliteStore"]
@@ -90,6 +90,18 @@ FROM samples WHERE site = ?
 GROUP BY measurement, device, point
 ORDER BY device, measurement, point
 """
+
+# history(): the unique index serves both (site, measurement, device, point, ts_ms range).
+_WHERE_POINT = (
+    "WHERE site = ? AND measurement = ? AND device = ? AND point = ? AND ts_ms BETWEEN ? AND ?"
+)
+_HISTORY = f"SELECT ts_ms, vtype, num, txt FROM samples {_WHERE_POINT} ORDER BY ts_ms"
+# One row per bucket: the bare columns come from the bucket's newest row (SQLite's max()
+# rule), avg(num) is the mean a numeric point is charted by.
+_HISTORY_BUCKETS = (
+    "SELECT ts_ms / ? AS bucket, max(ts_ms), vtype, num, txt, avg(num) "
+    f"FROM samples {_WHERE_POINT} GROUP BY bucket ORDER BY bucket"
+)
 
 Row = tuple[int, str, str, str, str, str, str, int | float | None, str | None]
 
@@ -315,3 +327,27 @@ class SqliteStore:
         sql = "SELECT site FROM samples UNION SELECT site FROM device_status ORDER BY site"
         rows = await self._run(lambda: self._select(sql))
         return [row[0] for row in rows if row[0]]
+
+    async def history(
+        self,
+        measurement: str,
+        site: str,
+        device: str,
+        point: str,
+        since_ms: int,
+        until_ms: int,
+        *,
+        bucket_ms: int | None = None,
+    ) -> list[HistoryPoint]:
+        where = (site, measurement, device, point, int(since_ms), int(until_ms))
+        if bucket_ms is None:
+            rows = await self._run(lambda: self._select(_HISTORY, where))
+            return [HistoryPoint(int(ts), _value(vt, num, txt)) for ts, vt, num, txt in rows]
+        if bucket_ms < 1:
+            raise ValueError(f"bucket_ms must be at least 1, got {bucket_ms}")
+        rows = await self._run(lambda: self._select(_HISTORY_BUCKETS, (int(bucket_ms), *where)))
+        out = []
+        for bucket, _ts, vtype, num, txt, mean in rows:
+            value = float(mean) if vtype in ("f", "i") else _value(vtype, num, txt)
+            out.append(HistoryPoint(int(bucket) * bucket_ms, value))
+        return out

@@ -41,6 +41,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET",  "/api/v1/auth/me"):                     Role.VIEWER,
     ("GET",  "/api/v1/sites"):                       Role.VIEWER,
     ("GET",  "/api/v1/sites/{site}/latest"):         Role.VIEWER,
+    ("GET",  "/api/v1/sites/{site}/history"):        Role.VIEWER,
     ("GET",  "/api/v1/users"):                       Role.ADMIN,
     ("POST", "/api/v1/users"):                       Role.ADMIN,
     ("PUT",  "/api/v1/users/{username}/role"):       Role.ADMIN,

@@ -1,0 +1,78 @@
+"""The console as an ASGI app of its own, mounted by the control service at ``/console``.
+
+A mounted app rather than routes on the API: its HTML pages stay out of the API's OpenAPI
+spec (and so out of its fuzzing and client generation), while sharing the lifespan state
+(database, store, services), the session cookie and the audit middleware of the control
+service. Its own test (tests/unit/test_console_routes.py) checks that every page refuses
+anonymous callers and callers without the page's permission.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from control.console import audit_page, fleet, live, login, operations
+from control.console.render import render
+from control.console.security import SecurityHeaders
+
+__all__ = ["MOUNT", "PUBLIC_PATHS", "create_console"]
+
+MOUNT = "/console"
+STATIC = Path(__file__).parent / "static"
+# Paths anyone may load: the sign-in page and the static files (code and styles, no data).
+PUBLIC_PATHS = ("/login", "/static")
+
+
+def _wants_page(request: Request) -> bool:
+    # The event stream and scripts get a status; a person at a page gets sent to sign in.
+    return request.method == "GET" and not request.url.path.startswith(f"{MOUNT}/events")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 401 and _wants_page(request):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{MOUNT}/login?next={quote(target, safe='/')}", status_code=303)
+    if not _wants_page(request):
+        return Response(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+    user = getattr(request.state, "user", None)
+    return render(
+        request,
+        "error",
+        {"status": exc.status_code, "detail": str(exc.detail)},
+        user=user,
+        status_code=exc.status_code,
+    )
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    detail = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
+    )
+    user = getattr(request.state, "user", None)
+    return render(request, "error", {"status": 422, "detail": detail}, user=user, status_code=422)
+
+
+def create_console() -> FastAPI:
+    """The console app; mount it with ``app.mount(MOUNT, create_console())``."""
+    console = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @console.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse(f"{MOUNT}/fleet", status_code=303)
+
+    for module in (login, fleet, operations, audit_page, live):
+        console.include_router(module.router)
+    console.mount("/static", StaticFiles(directory=STATIC), name="static")
+    console.add_exception_handler(StarletteHTTPException, _http_error)
+    console.add_exception_handler(RequestValidationError, _invalid)
+    console.add_middleware(SecurityHeaders)
+    return console

@@ -1,0 +1,182 @@
+"""The fleet view and the site view: every site's readiness, a site's readings and charts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi.responses import Response
+
+from control.alerts import AlertService
+from control.api.deps import Allow, StoreDep
+from control.auth import Permission, Principal
+from control.console.readiness import AlertFact, SiteFacts, assess
+from control.console.render import render
+from control.console.thresholds import thresholds_for
+from control.sirens import SirenService
+from control.sirens import inventory as inv
+from shelterwatch.contract import SLUG_PATTERN
+from shelterwatch.errors import ShelterwatchError
+from shelterwatch.store import LatestValue, TimeSeriesStore
+
+__all__ = ["RANGES", "posture_of", "router"]
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+Reader = Annotated[Principal, Allow(Permission.SITES_READ)]
+# The site view's time ranges: name → ms.
+RANGES: dict[str, int] = {
+    "1h": 3_600_000,
+    "6h": 6 * 3_600_000,
+    "24h": 86_400_000,
+    "7d": 7 * 86_400_000,
+}
+# Charted first when the user has not picked a point: the readings a duty officer checks.
+_PREFERRED = ("overpressure", "co2", "tank_level", "battery_voltage", "seal_pressure")
+# A device whose newest reading is older than this is shown as stale on the site view: three
+# of the gateway's full snapshots (60 s by default), as the alert engine's device_silent rule.
+STALE_MS = 180_000
+
+
+def posture_of(request: Request, site: str) -> str | None:
+    """The site's declared posture (peacetime, converting, wartime), or None when the control
+    service is not told it. The alert engine's own setting lives in the collector, which this
+    service never imports; until conversions (issue 7) record postures in the control
+    database, the console reads ``postures``/``default_posture`` from the control settings
+    when they exist there, and otherwise says it does not know."""
+    settings = request.state.settings
+    postures: dict[str, str] = getattr(settings, "postures", None) or {}
+    default: str | None = getattr(settings, "default_posture", None)
+    return postures.get(site, default)
+
+
+async def _latest(store: TimeSeriesStore, site: str) -> list[LatestValue]:
+    try:
+        return [row for row in await store.latest(site) if row.kind != "alert"]
+    except (ShelterwatchError, OSError) as exc:
+        log.warning("console: no readings of site %s: %s", site, exc)
+        return []
+
+
+async def fleet_rows(request: Request, store: TimeSeriesStore) -> tuple[list[Any], list[str]]:
+    sirens: SirenService = request.state.sirens
+    alerts: AlertService = request.state.alerts
+    posts = await inv.list_sirens(sirens.db)
+    health = await sirens.with_health(posts)
+    sites = sorted(set(await store.sites()) | {p.site for p in posts})
+    open_alerts = await alerts.recent(active_only=True, limit=1000)
+    # Sites are read one after the other: the SQLite store serialises reads anyway, and an
+    # InfluxDB answers a few queries per site. Past a few hundred sites, Grafana's fleet
+    # dashboard is the better tool (docs/dashboards.md).
+    latest = await asyncio.gather(*(_latest(store, site) for site in sites))
+    rows = []
+    for site, readings in zip(sites, latest, strict=True):
+        at_site = [h for h in health if h.site == site]
+        districts = sorted({h.district for h in at_site if h.district})
+        facts = SiteFacts(
+            site=site,
+            latest=readings,
+            alerts=[AlertFact(a.severity, a.kind, a.device) for a in open_alerts if a.site == site],
+            flagged_sirens=sum(1 for h in at_site if h.flagged),
+            sirens=len(at_site),
+            district=districts[0] if districts else "",
+        )
+        rows.append((assess(facts), posture_of(request, site)))
+    districts = sorted({r.district for r, _ in rows if r.district})
+    return rows, districts
+
+
+@router.get("/fleet")
+async def fleet(
+    request: Request,
+    user: Reader,
+    store: StoreDep,
+    district: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    rows, districts = await fleet_rows(request, store)
+    if district:
+        rows = [r for r in rows if r[0].district == district]
+    totals: dict[str, int] = {}
+    for r, _ in rows:
+        totals[r.state.key] = totals.get(r.state.key, 0) + 1
+    return render(
+        request,
+        "fleet",
+        {"rows": rows, "districts": districts, "district": district or "", "totals": totals},
+        user=user,
+    )
+
+
+def _chart_choice(
+    readings: list[LatestValue], device: str | None, point: str | None
+) -> LatestValue | None:
+    numeric = [
+        r for r in readings if isinstance(r.value, int | float) and not isinstance(r.value, bool)
+    ]
+    if device and point:
+        return next((r for r in numeric if r.device == device and r.point == point), None)
+    for name in _PREFERRED:
+        found = next((r for r in numeric if r.point == name), None)
+        if found is not None:
+            return found
+    return numeric[0] if numeric else None
+
+
+@router.get("/sites/{site}")
+async def site_view(
+    request: Request,
+    user: Reader,
+    store: StoreDep,
+    site: Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)],
+    device: Annotated[str | None, Query(pattern=SLUG_PATTERN, max_length=64)] = None,
+    point: Annotated[str | None, Query(max_length=64)] = None,
+    range: Annotated[str, Query(pattern="^(1h|6h|24h|7d)$")] = "1h",
+) -> Response:
+    readings = await _latest(store, site)
+    alerts: AlertService = request.state.alerts
+    open_alerts = await alerts.recent(active_only=True, site=site, limit=200)
+    if not readings and not open_alerts:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no readings for site {site!r}")
+    devices: dict[str, list[LatestValue]] = {}
+    for row in readings:
+        devices.setdefault(row.device, []).append(row)
+    chosen = _chart_choice(readings, device, point)
+    chart: dict[str, Any] | None = None
+    if chosen is not None:
+        chart = {
+            "device": chosen.device,
+            "point": chosen.point,
+            "kind": chosen.kind,
+            "unit": chosen.unit,
+            "range_ms": RANGES[range],
+            "limits": thresholds_for(chosen.kind, chosen.point),
+        }
+    now = time.time_ns() // 1_000_000
+    return render(
+        request,
+        "site",
+        {
+            "site": site,
+            "devices": devices,
+            "alerts": open_alerts,
+            "chart": chart,
+            "range": range,
+            "ranges": list(RANGES),
+            "posture": posture_of(request, site),
+            "stale_before": now - STALE_MS,
+            # The chart's axis in the same time zone as every time on the page.
+            "tz": request.state.settings.sirens.timezone,
+        },
+        user=user,
+    )
+
+
+@router.get("/conversions")
+async def conversions(request: Request, user: Reader) -> Response:
+    # Issue 7 (conversions) is not built: the page says so and shows nothing invented.
+    return render(request, "conversions", {}, user=user)
