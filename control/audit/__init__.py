@@ -12,16 +12,18 @@ from control.audit.chain import (
 )
 from control.audit.export import ExportFormat, export_chunks, format_records, parse_export
 from control.audit.reader import iter_records, read_head, read_page, verify_database
-from control.audit.trail import append_audit
+from control.audit.trail import AuditRow, append_audit, append_audits
 
 __all__ = [
     "GENESIS_HASH",
     "AuditRecord",
+    "AuditRow",
     "ChainVerifier",
     "ExportFormat",
     "Head",
     "VerifyResult",
     "append_audit",
+    "append_audits",
     "export_chunks",
     "format_records",
     "iter_records",

@@ -33,6 +33,8 @@ __all__ = [
     "UNKNOWN_ACTOR",
     "Outcome",
     "create",
+    "create_many",
+    "existing_ids",
     "get",
     "is_final",
     "list_records",
@@ -90,6 +92,26 @@ def request_of(record: CommandRecord) -> CommandRequest:
 
 async def create(db: Database, gateway: str, command: CommandRequest) -> CommandRecord:
     """Write a new record; raises IntegrityError if the id exists already."""
+    return (await create_many(db, [(gateway, command)]))[0]
+
+
+async def create_many(
+    db: Database, commands: list[tuple[str, CommandRequest]]
+) -> list[CommandRecord]:
+    """Write new records in one transaction; raises IntegrityError if any id exists."""
+    made = [_record(gateway, command) for gateway, command in commands]
+    async with db.session() as s, s.begin():
+        s.add_all(made)
+    return made
+
+
+async def existing_ids(db: Database, ids: list[str]) -> set[str]:
+    async with db.session() as s:
+        query = select(CommandRecord.id).where(CommandRecord.id.in_(ids))
+        return set(await s.scalars(query))
+
+
+def _record(gateway: str, command: CommandRequest) -> CommandRecord:
     submitted = CommandEvent(
         state=SUBMITTED_EVENT,
         detail=f"submitted by {command.actor}, valid for "
@@ -111,8 +133,6 @@ async def create(db: Database, gateway: str, command: CommandRequest) -> Command
         siren=command.siren.to_json().decode() if command.siren is not None else None,
         events=[submitted],
     )
-    async with db.session() as s, s.begin():
-        s.add(record)
     return record
 
 

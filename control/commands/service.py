@@ -18,13 +18,13 @@ import contextlib
 import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Self
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from control.audit import append_audit
+from control.audit import AuditRow, append_audit, append_audits
 from control.commands import records
 from control.commands.errors import CommandUnavailable, InvalidCommand
 from control.commands.records import Outcome, now_ms
@@ -77,6 +77,18 @@ class _State(enum.Enum):
     NEW = 1
     OPEN = 2
     CLOSED = 3
+
+
+def _audit_params(request: CommandRequest) -> dict[str, object]:
+    params: dict[str, object] = {
+        "id": request.id,
+        "action": request.action,
+        "params": dict(request.params),
+        "expires": request.expires,
+    }
+    if request.siren is not None:
+        params["siren"] = request.siren.model_dump(mode="json", exclude_none=True)
+    return params
 
 
 def default_client_id() -> str:
@@ -223,6 +235,70 @@ class CommandService:
         )
         return record
 
+    async def send_siren_activates(
+        self, orders: Sequence[tuple[str, str, SirenOrder]], actor: str, ttl_s: float
+    ) -> list[CommandRecord]:
+        """Queue an activation's ``siren.activate`` commands, one per gateway, together.
+
+        ``orders`` are (command id, gateway, order). Their audit rows go into the chain in one
+        transaction and their records in another, and the publisher is woken once, so a
+        fan-out to fifty gateways leaves in one go. Ids recorded before are skipped (a retry,
+        a second replica) and returned as they are. Returns every order's record.
+        """
+        requests = [
+            (gateway, self._siren_request(cid, SIREN_ACTIVATE, actor, ttl_s, siren=o, params={}))
+            for cid, gateway, o in orders
+        ]
+        for gateway, _request in requests:
+            if not is_slug(gateway):
+                raise InvalidCommand(f"gateway {gateway!r} is not a slug")
+        known = await records.existing_ids(self.db, [r.id for _g, r in requests])
+        # Recorded before (a retry, a second replica): returned as they are, sent once.
+        earlier = [rec for cid in sorted(known) if (rec := await records.get(self.db, cid))]
+        new = [(g, r) for g, r in requests if r.id not in known]
+        if not new:
+            return earlier
+        try:
+            # Audited before anything can be sent: no command leaves without its trace.
+            await append_audits(
+                self.db,
+                [
+                    AuditRow(
+                        actor=r.actor,
+                        action="command.send",
+                        target=gateway,
+                        params=_audit_params(r),
+                        result=RecordState.PENDING.value,
+                    )
+                    for gateway, r in new
+                ],
+            )
+        except Exception as exc:
+            raise CommandUnavailable(
+                f"the audit trail did not take the commands, so none was sent: {exc!r}"
+            ) from exc
+        try:
+            made = await records.create_many(self.db, new)
+        except IntegrityError:
+            # Another replica recorded some of them first: one at a time, each once.
+            made = [await self._submit(g, r, target=g) for g, r in new]
+        for record in made:
+            self._queued.add(record.id)
+        self._wake.set()
+        for gateway, r in new:
+            assert r.siren is not None
+            log.info(
+                "command %s from %s: %s %s to %s on %s (%s)",
+                r.id,
+                actor,
+                r.siren.kind.value,
+                r.siren.signal.name if r.siren.signal else "silent test",
+                ",".join(r.siren.sirens),
+                gateway,
+                r.siren.activation,
+            )
+        return [*earlier, *made]
+
     async def send_siren_cancel(
         self, command_id: str, gateway: str, activation: str, actor: str, ttl_s: float
     ) -> CommandRecord:
@@ -287,14 +363,6 @@ class CommandService:
         existing = await records.get(self.db, request.id)
         if existing is not None:
             return existing
-        params: dict[str, object] = {
-            "id": request.id,
-            "action": request.action,
-            "params": dict(request.params),
-            "expires": request.expires,
-        }
-        if request.siren is not None:
-            params["siren"] = request.siren.model_dump(mode="json", exclude_none=True)
         try:
             # Audited before anything can be sent: no command leaves without its trace.
             await append_audit(
@@ -302,7 +370,7 @@ class CommandService:
                 actor=request.actor,
                 action="command.send",
                 target=target,
-                params=params,
+                params=_audit_params(request),
                 result=RecordState.PENDING.value,
             )
         except Exception as exc:

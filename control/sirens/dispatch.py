@@ -53,17 +53,16 @@ async def dispatch(
     actor = activation.requested_by
     failed: dict[str, str] = {}
     expires = 0
-    for order in orders:
-        if await records.state_of(db, activation_id) != ActivationState.ACTIVE:
-            break  # cancelled while sending: queue no more
-        try:
-            record = await commands.send_siren_activate(
-                order.command_id, order.gateway, order.order, actor, ttl_s
-            )
-            expires = max(expires, record.expires_ms)
-        except (CommandUnavailable, InvalidCommand) as exc:
-            log.error("sirens: %s not sent to %s: %s", activation_id, order.gateway, exc)
-            failed[order.gateway] = str(exc)
+    try:
+        # All gateways' commands in one go: queued one by one, the last gateway's sirens
+        # would wait for every earlier gateway's turn at the audit chain and the database.
+        made = await commands.send_siren_activates(
+            [(o.command_id, o.gateway, o.order) for o in orders], actor, ttl_s
+        )
+        expires = max((r.expires_ms for r in made), default=0)
+    except (CommandUnavailable, InvalidCommand) as exc:
+        log.error("sirens: %s not sent: %s", activation_id, exc)
+        failed = {o.gateway: str(exc) for o in orders}
     if await records.state_of(db, activation_id) != ActivationState.ACTIVE:
         # A cancel came in while the commands were being queued: pull back what is not
         # published yet (the cancel itself goes to every gateway anyway).

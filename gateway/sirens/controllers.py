@@ -48,6 +48,9 @@ CONTINUOUS = "continuous"  # the signal a built-in controller sounds until stop
 class Feedback:
     ok: bool
     detail: str
+    # Loop time at which the device took the write this feedback is about: a controller
+    # starts its signal then, not when a later read confirmed it (which a busy link delays).
+    since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +212,13 @@ class BuiltinController(SirenController):
 
     async def _sound(self, label: str) -> Feedback:
         await self.io.write({"command": "sound", "signal": label})
+        written = asyncio.get_running_loop().time()
 
         def sounding(v: dict[str, Value | None]) -> bool:
             return v.get("state") == "sounding" and v.get("active_signal", label) == label
 
         ok, got = await confirm(self.io, self._feedback_names(), sounding, self.settings)
-        return Feedback(ok, _reads(got))
+        return Feedback(ok, _reads(got), since=written)
 
     async def play_builtin(self, label: str) -> Feedback:
         return await self._sound(label)

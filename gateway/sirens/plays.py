@@ -134,7 +134,7 @@ async def play_controller_timed(
         return SirenOutcome.UNREACHABLE, f"no answer from {ctl.where}: {exc}"
     except DeviceRefused as exc:
         return SirenOutcome.FAILED, f"the controller refused signal {label}: {exc}"
-    start = loop.time()
+    start = fb.since if fb.since is not None else loop.time()
     if not fb.ok:
         with contextlib.suppress(TransportError):
             await ctl.stop()
