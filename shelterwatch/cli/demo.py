@@ -122,6 +122,7 @@ async def run_demo(opts: DemoOptions) -> None:
         faults = await stack.enter_async_context(
             FaultServer(fleet, DEFAULT_CONTROL_PORT if _port_free(DEFAULT_CONTROL_PORT) else 0)
         )
+        await _demo_sirens(control, fleet.gateway_config(host, port, mqtt.prefix))
         store = await stack.enter_async_context(open_store(store_url))
         gateways = [
             Gateway(
@@ -269,6 +270,49 @@ async def _demo_users(control: ControlSettings) -> dict[str, str] | None:
                 full_name=f"demo {role.replace('_', ' ')}",
             )
         return passwords
+
+
+# The demo's siren posts stand in two districts of Hangzhou, a kilometre or so apart.
+_DEMO_DISTRICTS = ("xihu", "shangcheng")
+
+
+async def _demo_sirens(control: ControlSettings, sites: list[dict[str, object]]) -> None:
+    """Put the simulated siren posts into the control service's inventory, so the siren
+    pages, tests and schedules have something to act on. Idempotent: a restarted demo keeps
+    its inventory, and posts a person edited are brought back to the simulator's wiring."""
+    from control.db import Database
+    from control.sirens.inventory import upsert
+    from control.sirens.models import GroupIn, SirenCreate
+
+    posts: list[SirenCreate] = []
+    for site in sites:
+        devices = site["devices"]
+        assert isinstance(devices, list)
+        for device in devices:
+            if device["profile"] not in ("siren", "siren_relay"):
+                continue
+            n = len(posts)
+            posts.append(
+                SirenCreate(
+                    id=str(site["site"]),
+                    name=f"演示警报点 {n + 1:02d}",
+                    site=str(site["site"]),
+                    gateway=str(site["gateway_id"]),
+                    device=device["id"],
+                    district=_DEMO_DISTRICTS[n % len(_DEMO_DISTRICTS)],
+                    lat=30.25 + 0.01 * n,
+                    lon=120.15 + 0.01 * (n % 3),
+                    radius_m=1500.0,
+                    profile=device["profile"],
+                )
+            )
+    groups = {
+        district: GroupIn(description=f"demo district {district}", districts=[district])
+        for district in _DEMO_DISTRICTS
+    }
+    async with Database(control.database_url) as db:
+        await upsert(db, posts, groups)
+    log.info("siren inventory: %d simulated siren posts", len(posts))
 
 
 def _print_banner(
