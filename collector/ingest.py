@@ -53,6 +53,7 @@ class IngestStats:
     values: int = 0
     statuses: int = 0
     malformed: int = 0
+    oversized: int = 0  # payloads over max_payload_bytes, dropped unparsed
     unknown_topic: int = 0
     out_of_range: int = 0
     seq_gaps: int = 0
@@ -82,9 +83,15 @@ _MAX_TRACKED_GAP = 1_000_000
 
 class Ingest:
     def __init__(
-        self, prefix: str, *, max_future_ms: int = 86_400_000, track_gaps: bool = True
+        self,
+        prefix: str,
+        *,
+        max_future_ms: int = 86_400_000,
+        track_gaps: bool = True,
+        max_payload_bytes: int = 256 * 1024,
     ) -> None:
         self._prefix = prefix
+        self._max_payload = max_payload_bytes
         self._max_future_ms = max_future_ms
         self._track_gaps = track_gaps
         self._gateways: dict[str, _Gateway] = {}
@@ -106,6 +113,18 @@ class Ingest:
         except ContractError as exc:
             self.stats.unknown_topic += 1
             self._warn_once(f"topic:{topic}", "ignored a message on %s: %s", topic, exc)
+            return None
+        if len(payload) > self._max_payload:
+            # Parsing megabytes of JSON costs the whole collector time; no contract message
+            # comes near the limit, so the size alone says it is not one.
+            self.stats.oversized += 1
+            self._warn_once(
+                f"size:{topic}",
+                "dropped a %d-byte payload on %s: over max_payload_bytes (%d)",
+                len(payload),
+                topic,
+                self._max_payload,
+            )
             return None
         try:
             match parsed.kind:

@@ -12,14 +12,17 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from collector.alerts.engine import AlertEngine
 from collector.alerts.service import AlertService
 from collector.ingest import GatewayStatus, Ingest, IngestStats
 from collector.settings import CollectorSettings
+from collector.spool import Kind, Spool, SpoolError
 from shelterwatch.backoff import Backoff
 from shelterwatch.errors import ConnectError, StoreError, StoreRejected
 from shelterwatch.mqtt_client import Message, MqttClient
@@ -42,6 +45,7 @@ class Collector:
             # A shared-group member sees a random part of each gateway's seqs: every skip
             # would look like a loss. Gaps show in the store instead (docs/scaling.md).
             track_gaps=settings.shared_group is None,
+            max_payload_bytes=settings.max_payload_bytes,
         )
         self.rejected = 0  # samples the store refused as invalid (counted, logged, acknowledged)
         self.batches = 0
@@ -52,12 +56,31 @@ class Collector:
         self.alerts = (
             AlertService(settings.alerts, settings.mqtt.prefix) if settings.alerts.enabled else None
         )
+        # Where batches wait while the store is down (collector/spool.py); None: they wait
+        # unacknowledged at the broker instead.
+        self.spool: Spool | None = None
+        if settings.spool.enabled:
+            safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", settings.client_id)
+            path = settings.spool.path or Path("data") / f"{safe_id}-spool.db"
+            self.spool = Spool(path, settings.spool)
+        self._spooled = asyncio.Event()
+        self._spool_failing = False
 
     @property
     def stats(self) -> IngestStats:
         return self.ingest.stats
 
     async def run(self) -> None:
+        if self.spool is None:
+            await self._run_with_alerts()
+            return
+        async with self.spool, asyncio.TaskGroup() as tg:
+            if self.spool.depth:
+                self._spooled.set()
+            tg.create_task(self._drain(), name="spool-drain")
+            tg.create_task(self._run_with_alerts(), name="ingest")
+
+    async def _run_with_alerts(self) -> None:
         if self.alerts is None:
             await self._run()
             return
@@ -160,9 +183,9 @@ class Collector:
 
     async def _write(self, samples: list[Sample], statuses: list[DeviceStatus]) -> None:
         if samples:
-            await self._durable(self.store.write, samples)
+            await self._durable(self.store.write, samples, "samples")
         if statuses:
-            await self._durable(self.store.write_status, statuses)
+            await self._durable(self.store.write_status, statuses, "statuses")
 
     async def _alert_step(
         self,
@@ -205,17 +228,30 @@ class Collector:
                 log.exception("alert engine: tick failed; state reloaded from the last commit")
 
     async def _durable(
-        self, write: Callable[[Sequence[T]], Awaitable[None]], records: Sequence[T]
+        self,
+        write: Callable[[Sequence[T]], Awaitable[None]],
+        records: Sequence[T],
+        kind: Kind,
+        *,
+        may_spool: bool = True,
     ) -> None:
-        """Write until it succeeds. A store outage holds the batch (and its acks) back."""
+        """Write until the records are durable: in the store, or in the spool while the store
+        is down. Without a spool (or with a spool that cannot be written) a store outage
+        holds the batch, and its acknowledgements, back."""
+        spool = self.spool if may_spool else None
+        # Behind whatever is spooled already, so the store gets batches in arrival order.
+        if spool is not None and spool.depth and await self._to_spool(spool, kind, records):
+            return
         backoff = Backoff(initial=0.2, maximum=10.0)
         failing = False
         while True:
             try:
                 await write(records)
             except StoreRejected as exc:
-                await self._isolate(write, records, exc)
+                await self._isolate(write, records, exc, kind, may_spool=may_spool)
             except StoreError as exc:
+                if spool is not None and await self._to_spool(spool, kind, records, exc):
+                    return
                 if not failing:
                     log.warning(
                         "store write failed (%s); holding %d records and retrying",
@@ -234,6 +270,9 @@ class Collector:
         write: Callable[[Sequence[T]], Awaitable[None]],
         records: Sequence[T],
         exc: StoreRejected,
+        kind: Kind,
+        *,
+        may_spool: bool,
     ) -> None:
         # The store refused something in the batch: find it by halving, keep the rest.
         if len(records) == 1:
@@ -242,4 +281,72 @@ class Collector:
             return
         mid = len(records) // 2
         for part in (records[:mid], records[mid:]):
-            await self._durable(write, part)
+            await self._durable(write, part, kind, may_spool=may_spool)
+
+    async def _to_spool(
+        self,
+        spool: Spool,
+        kind: Kind,
+        records: Sequence[T],
+        cause: StoreError | None = None,
+    ) -> bool:
+        """Spool a batch; False when the spool cannot take it (the caller holds it instead)."""
+        first = spool.depth == 0
+        try:
+            await spool.append(kind, records)
+        except SpoolError as exc:
+            if not self._spool_failing:
+                log.error(
+                    "%s; holding the batch unacknowledged at the broker instead. Free disk "
+                    "space for the spool or set spool.path to a writable disk",
+                    exc,
+                )
+            self._spool_failing = True
+            return False
+        if self._spool_failing:
+            log.info("spool %s writable again", spool.path)
+            self._spool_failing = False
+        if first and cause is not None:
+            log.warning(
+                "store write failed (%s); spooling batches to %s and acknowledging them, "
+                "they go to the store in order when it answers again",
+                cause,
+                spool.path,
+            )
+        self._spooled.set()
+        return True
+
+    async def _drain(self) -> None:
+        """Move spooled batches into the store, oldest first, each retried until it is in."""
+        spool = self.spool
+        assert spool is not None
+        backoff = Backoff(initial=0.5, maximum=10.0)
+        while True:
+            await self._spooled.wait()
+            try:
+                await self._drain_one(spool)
+                backoff.reset()
+            except Exception:
+                # A spool that cannot be read must not stop ingest; what it holds stays.
+                log.exception("spool %s: draining failed; trying again", spool.path)
+                await asyncio.sleep(backoff.next())
+
+    async def _drain_one(self, spool: Spool) -> None:
+        batch = await spool.oldest()
+        if batch is None:
+            self._spooled.clear()
+            if spool.drained:
+                log.info(
+                    "spool drained: %d records written to the store in arrival order "
+                    "since start; %d dropped (spool full) in total",
+                    spool.drained,
+                    spool.dropped,
+                )
+            return
+        if batch.samples:
+            await self._durable(self.store.write, batch.samples, "samples", may_spool=False)
+        if batch.statuses:
+            await self._durable(
+                self.store.write_status, batch.statuses, "statuses", may_spool=False
+            )
+        await spool.remove(batch)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from collector.spool import SpoolSettings
 from shelterwatch.config import MqttSettings, ServiceSettings
 from shelterwatch.contract import SLUG_PATTERN, subscriptions
 
@@ -53,6 +54,11 @@ class CollectorSettings(ServiceSettings):
     # Timestamps further than this in the future are refused as out of range.
     max_future_s: Annotated[float, Field(gt=0)] = 86_400.0
     alerts: AlertSettings = AlertSettings()
+    # Where batches wait, durably and in order, while the store is down (collector/spool.py).
+    spool: SpoolSettings = SpoolSettings()
+    # Larger payloads are counted (``oversized``) and dropped before parsing. Contract messages
+    # are a few kilobytes; the broker config refuses more than 256 KiB as well.
+    max_payload_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 256 * 1024
     # Collectors with the same group split the data stream between them through an MQTT
     # shared subscription ($share/<group>/...); each member keeps its own client_id. Unset: this
     # collector takes the whole stream. See docs/scaling.md.

@@ -9,6 +9,13 @@ SQLite in WAL mode, one connection used from one worker thread. ``synchronous`` 
 default: a commit survives a crash of the gateway process; on a power cut the last commits
 before the cut may be lost but the file stays consistent. FULL (an fsync per commit) closes that
 window at the cost of flash wear and latency on small boxes.
+
+When the outbox cannot write (the disk is full, the file system went read-only), the gateway
+does not stop: the message is kept in memory instead (at most ``_MEMORY_MAX`` messages), so live
+data is still published while the broker is up, and the error is logged once at ERROR. Past
+that bound the oldest messages held in memory are dropped and counted like any other drop. The
+next write tries the disk again; when it works, that is logged once. SQLite's journal keeps the
+file consistent through the failed writes; nothing is half-written.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ __all__ = ["Outbox", "OutboxError", "OutboxSettings", "OutboxStats", "Row"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Messages kept in memory while the disk refuses writes: a few minutes of a site's data.
+_MEMORY_MAX = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -85,6 +95,11 @@ class Outbox:
         self.depth = 0
         self.bytes = 0
         self.dropped = 0
+        # Messages the disk refused, held until published (insertion order is seq order).
+        self._memory: dict[int, Row] = {}
+        self.write_errors = 0  # appends the disk refused (counted, logged once per episode)
+        self._disk_failing = False
+        self._unsaved_drops = False  # drops counted while the disk refused writes
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -145,8 +160,40 @@ class Outbox:
         seq = self.next_seq
         self.next_seq += 1
         payload = build(seq)
-        await self._run(lambda: self._append(seq, topic, payload, now_ms))
+        try:
+            await self._run(lambda: self._append(seq, topic, payload, now_ms))
+        except (OSError, sqlite3.Error) as exc:
+            self._hold_in_memory(Row(seq, topic, payload, now_ms), exc)
+            return seq
+        if self._disk_failing:
+            self._disk_failing = False
+            log.info(
+                "outbox %s: writes work again; %d messages still held in memory",
+                self.path,
+                len(self._memory),
+            )
         return seq
+
+    def _hold_in_memory(self, row: Row, exc: Exception) -> None:
+        self.write_errors += 1
+        if not self._disk_failing:
+            self._disk_failing = True
+            log.error(
+                "outbox %s: cannot write (%s). Is the disk full? New messages are held in "
+                "memory (up to %d) and published from there; while the broker is away the "
+                "oldest of them are dropped and counted. Free space on the outbox's disk",
+                self.path,
+                exc,
+                _MEMORY_MAX,
+            )
+        self._memory[row.seq] = row
+        self.depth += 1
+        self.bytes += len(row.payload)
+        if len(self._memory) > _MEMORY_MAX:
+            oldest = next(iter(self._memory))
+            gone = self._memory.pop(oldest)
+            self._unsaved_drops = True
+            self._dropped(1, len(gone.payload), "the disk refuses writes and memory is full")
 
     def _append(self, seq: int, topic: str, payload: bytes, now_ms: int) -> None:
         db = self._conn()
@@ -159,10 +206,13 @@ class Outbox:
                 (seq, topic, payload, now_ms),
             )
             _set_meta(db, "next_seq", seq + 1)
+            if self._unsaved_drops:
+                _set_meta(db, "dropped", self.dropped)
             if depth > s.max_messages or size > s.max_bytes:
                 dropped = self._drop_oldest(db, depth - s.max_messages, size - s.max_bytes)
         # Counters change only once the transaction is committed.
         self.depth, self.bytes = depth, size
+        self._unsaved_drops = False
         if dropped[0]:
             self._dropped(dropped[0], dropped[1], "the outbox is full")
 
@@ -212,12 +262,23 @@ class Outbox:
             )
             return [Row(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
 
-        return await self._run(query)
+        rows = await self._run(query)
+        if self._memory:
+            held = [r for seq, r in self._memory.items() if after_seq < seq < upper]
+            rows = sorted(rows + held, key=lambda r: r.seq)[:limit]
+        return rows
 
     async def remove(self, seqs: Sequence[int]) -> None:
         """Forget messages the broker acknowledged."""
         if not seqs:
             return
+        for seq in seqs:
+            held = self._memory.pop(seq, None)
+            if held is not None:
+                self.depth -= 1
+                self.bytes -= len(held.payload)
+        if not self.depth - len(self._memory):
+            return  # nothing on disk to delete (also spares a full disk a transaction)
 
         def delete() -> None:
             db = self._conn()
@@ -233,7 +294,13 @@ class Outbox:
             self.depth -= int(sizes[0])
             self.bytes -= int(sizes[1])
 
-        await self._run(delete)
+        try:
+            await self._run(delete)
+        except (OSError, sqlite3.Error) as exc:
+            # The rows stay and are sent again after the next reconnect: a duplicate at the
+            # broker, stored once by the collector. Better than stopping the uplink.
+            self.write_errors += 1
+            log.warning("outbox %s: cannot remove published messages: %s", self.path, exc)
 
     async def expire(self, now_ms: int) -> int:
         """Drop messages older than ``max_age_s``; returns how many."""
@@ -254,7 +321,12 @@ class Outbox:
                 self._dropped(int(n), int(size), "older than max_age_s")
             return int(n)
 
-        return await self._run(purge)
+        try:
+            return await self._run(purge)
+        except (OSError, sqlite3.Error) as exc:
+            self.write_errors += 1
+            log.warning("outbox %s: cannot expire old messages: %s", self.path, exc)
+            return 0
 
     async def stats(self) -> OutboxStats:
         def oldest() -> int | None:
@@ -274,7 +346,16 @@ class _transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        elif self._db.in_transaction:
+            # SQLite may have rolled back already (a full disk does that).
+            self._db.execute("ROLLBACK")
 
 
 def _set_meta(db: sqlite3.Connection, key: str, value: int) -> None:

@@ -54,7 +54,9 @@ class DevicePoller:
         emit: Callable[[DeviceEvent], Awaitable[None]],
         *,
         snapshot_interval_s: float,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
+        self._now_ms = clock
         self.config = config
         self.profile = profile
         self._hub = hub
@@ -117,7 +119,7 @@ class DevicePoller:
 
     async def poll_once(self) -> None:
         self.polls += 1
-        ts = now_ms()
+        ts = self._now_ms()
         started = time.perf_counter()
         try:
             values, quality = await self._read_all()

@@ -17,10 +17,11 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.clock import GatewayClock
 from gateway.commands import CommandRunner, Target
 from gateway.hub import ModbusHub, hubs_for
 from gateway.outbox import Outbox, Row
-from gateway.poller import DeviceEvent, DevicePoller, now_ms
+from gateway.poller import DeviceEvent, DevicePoller
 from gateway.settings import GatewaySettings
 from shelterwatch import __version__
 from shelterwatch.backoff import Backoff
@@ -59,8 +60,11 @@ class GatewayStats:
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, *, clock: GatewayClock | None = None) -> None:
         self.settings = settings
+        # Every timestamp the gateway sends comes from here: monotonic, and honest about
+        # clock steps (gateway/clock.py). Tests pass a clock they can step.
+        self.clock = clock or GatewayClock()
         self.stats = GatewayStats()
         self._prefix = settings.mqtt.prefix
         self._started = time.monotonic()
@@ -89,6 +93,7 @@ class Gateway:
                     hub,
                     self._on_event,
                     snapshot_interval_s=settings.snapshot_interval_s,
+                    clock=self.clock.now_ms,
                 )
             )
 
@@ -150,7 +155,7 @@ class Gateway:
             ).to_json()
 
         topic = data_topic(self.settings.gateway_id, event.device, self._prefix)
-        await self.outbox.append(topic, build, now_ms())
+        await self.outbox.append(topic, build, self.clock.now_ms())
         self.stats.queued += 1
         self._wakeup.set()
 
@@ -165,7 +170,7 @@ class Gateway:
         box = await self.outbox.stats()
         return GatewayState(
             online=True,
-            ts=now_ms(),
+            ts=self.clock.now_ms(),
             site=self.settings.site,
             version=__version__,
             devices=[p.config.id for p in self.pollers],
@@ -187,7 +192,7 @@ class Gateway:
     def _offline_state(self) -> GatewayState:
         return GatewayState(
             online=False,
-            ts=now_ms(),
+            ts=self.clock.now_ms(),
             site=self.settings.site,
             version=__version__,
             devices=[p.config.id for p in self.pollers],
@@ -239,7 +244,7 @@ class Gateway:
                     )
                 failed_before = True
                 # Age limits hold while the broker is away, too.
-                await self.outbox.expire(now_ms())
+                await self.outbox.expire(self.clock.now_ms())
                 await asyncio.sleep(backoff.next())
             except BaseException:
                 self.connected.clear()
@@ -274,7 +279,7 @@ class Gateway:
         self.connected.set()
         # Everything already in the outbox is backlog: replayed as historical, in seq order,
         # once what is too old to keep has gone.
-        await self.outbox.expire(now_ms())
+        await self.outbox.expire(self.clock.now_ms())
         live_from = self.outbox.next_seq
         live_cursor = live_from - 1
         replay_cursor = -1
@@ -319,7 +324,7 @@ class Gateway:
                         log.info("outbox backlog replayed")
                 if now >= next_state:
                     next_state = now + self.settings.state_interval_s
-                    await self.outbox.expire(now_ms())
+                    await self.outbox.expire(self.clock.now_ms())
                     await mqtt.publish(
                         state_topic, (await self.gateway_state()).to_json(), retain=True
                     )
