@@ -4,16 +4,22 @@ Every function runs in its own transaction. The database, not the process, knows
 commands still wait to be published (``pending`` without a ``sent`` event), so a command
 submitted while the broker is down survives a restart of the control service, and any
 replica can publish it.
+
+Replicas publish one pass at a time (``publishing``): each takes the same advisory lock and,
+under it, reads again which of its candidates are still unsent. Two replicas that reconnect
+together both find a command that waited out an outage; without the lock both would publish
+it (the gateway would refuse the copy as a replay, but it is a second message all the same).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Exists, exists, or_, select
+from sqlalchemy import Exists, exists, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -30,6 +36,7 @@ from control.db import CommandEvent, CommandRecord, Database
 from shelterwatch.contract import SIREN_ACTIVATE, CommandAck, CommandRequest, SirenOrder, Value
 
 __all__ = [
+    "PUBLISH_LOCK_KEY",
     "UNKNOWN_ACTOR",
     "Outcome",
     "create",
@@ -41,6 +48,7 @@ __all__ = [
     "mark_final",
     "mark_sent",
     "now_ms",
+    "publishing",
     "record_answer",
     "request_of",
     "sweep",
@@ -51,6 +59,10 @@ __all__ = [
 # The actor of a record made from an answer to a command this service never sent: most often
 # a forged command that someone published straight to the broker and the gateway refused.
 UNKNOWN_ACTOR = "unknown (not sent by this service)"
+
+# pg_advisory_xact_lock key of command publication (the audit chain's is another constant):
+# the first 8 bytes of SHA-256("shelterwatch.command_publish"), as a signed BIGINT.
+PUBLISH_LOCK_KEY = 0x0F48_D8E2_DD9C_ED6B
 
 
 def now_ms() -> int:
@@ -159,6 +171,24 @@ async def unsent(
     async with db.session() as s:
         rows = await s.scalars(query.order_by(CommandRecord.ts_ms).limit(limit))
         return list(rows)
+
+
+@asynccontextmanager
+async def publishing(db: Database) -> AsyncIterator[None]:
+    """Held while a replica publishes a pass of commands and records their ``sent`` events:
+    the replicas' passes take turns. Read what is still unsent *inside* it (``unsent``).
+
+    PostgreSQL: a transaction-scoped advisory lock on its own connection, released by the
+    commit at the end (or by the rollback, or the connection's end, if the replica dies). It
+    guards no row, so answers, sweeps and the audit chain never wait for it. SQLite: nothing
+    (one process; its publisher is one task).
+    """
+    if db.backend == "sqlite":
+        yield
+        return
+    async with db.engine.connect() as conn, conn.begin():
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PUBLISH_LOCK_KEY})
+        yield
 
 
 async def _locked(db: Database, s: AsyncSession, command_id: str) -> CommandRecord | None:

@@ -485,12 +485,19 @@ class CommandService:
             await self._publish(client, due)
 
     async def _publish(self, client: MqttClient, due: list[CommandRecord]) -> None:
-        # A siren fan-out queues one command per gateway at once: they leave together and
-        # their PUBACKs are awaited afterwards, not one round trip after another. Chunks stay
-        # within the client's in-flight bound.
-        chunk = self.settings.mqtt.max_inflight
-        for start in range(0, len(due), chunk):
-            await self._publish_chunk(client, due[start : start + chunk])
+        if not due:
+            return
+        # One pass at a time across replicas; what another replica published while this one
+        # waited for its turn is no longer unsent (both look after a reconnection, and for
+        # orphans), so each command leaves once.
+        async with records.publishing(self.db):
+            due = await records.unsent(self.db, ids=[r.id for r in due])
+            # A siren fan-out queues one command per gateway at once: they leave together and
+            # their PUBACKs are awaited afterwards, not one round trip after another. Chunks
+            # stay within the client's in-flight bound.
+            chunk = self.settings.mqtt.max_inflight
+            for start in range(0, len(due), chunk):
+                await self._publish_chunk(client, due[start : start + chunk])
 
     async def _publish_chunk(self, client: MqttClient, due: list[CommandRecord]) -> None:
         started: list[tuple[CommandRecord, str, int, asyncio.Future[None]]] = []
