@@ -21,6 +21,7 @@ from typing import TypeVar
 from collector.alerts.engine import AlertEngine
 from collector.alerts.service import AlertService
 from collector.ingest import GatewayStatus, Ingest, IngestStats
+from collector.posture import PostureUpdate, apply_posture, posture_filter, read_posture
 from collector.settings import CollectorSettings
 from collector.spool import Kind, Spool, SpoolError
 from shelterwatch.backoff import Backoff
@@ -104,7 +105,11 @@ class Collector:
                     manual_ack=True,
                     receive_maximum=s.receive_maximum,
                 ) as mqtt:
-                    await mqtt.subscribe(s.topic_filters(), qos=1)
+                    filters = s.topic_filters()
+                    if self.alerts is not None:
+                        # The posture-gated rules need each site's declared posture.
+                        filters.append(posture_filter(s.mqtt.prefix))
+                    await mqtt.subscribe(filters, qos=1)
                     log.info(
                         "collector %s subscribed at %s:%s%s%s",
                         s.client_id,
@@ -154,8 +159,12 @@ class Collector:
         now = time.time_ns() // 1_000_000
         samples: list[Sample] = []
         statuses: list[DeviceStatus] = []
-        records: list[Sample | DeviceStatus | GatewayStatus] = []
+        records: list[Sample | DeviceStatus | GatewayStatus | PostureUpdate] = []
         for message in batch:
+            posture = read_posture(message.topic, message.payload, self.settings.mqtt.prefix)
+            if posture is not None:
+                records.append(posture)
+                continue
             record = self.ingest.convert_any(message.topic, message.payload, now)
             if record is None:
                 continue
@@ -175,6 +184,8 @@ class Collector:
                         engine.on_sample(rec, now)
                     elif isinstance(rec, DeviceStatus):
                         engine.on_status(rec, now)
+                    elif isinstance(rec, PostureUpdate):
+                        apply_posture(engine, rec, now)
                     else:
                         engine.on_gateway(rec)
 

@@ -16,6 +16,8 @@ from control.api import (
     auth,
     cap,
     commands,
+    conversion_plans,
+    conversions,
     health,
     history,
     schedules,
@@ -30,6 +32,7 @@ from control.capfeed import CapFeed
 from control.commands import CommandService
 from control.console import MOUNT as CONSOLE_MOUNT
 from control.console import create_console
+from control.conversions import ConversionService
 from control.db import Database
 from control.schedules import ScheduleService
 from control.settings import ControlSettings
@@ -54,6 +57,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
             command_service = CommandService(settings, db)
             # Made before the command service opens: its publisher runs in every session.
             cap_feed = CapFeed(settings, db, command_service, signals)
+            conversion_service = ConversionService(settings, db, command_service, store)
             async with (
                 command_service,
                 AlertService(settings, db) as alert_service,
@@ -68,6 +72,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
                     poll_s=settings.schedules.poll_s,
                     programmes=cap_feed,
                 ) as schedule_service,
+                conversion_service,
             ):
                 yield {
                     "settings": settings,
@@ -78,6 +83,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
                     "sirens": siren_service,
                     "schedules": schedule_service,
                     "cap": cap_feed,
+                    "conversions": conversion_service,
                 }
 
     app = FastAPI(title="Shelterwatch control", version=__version__, lifespan=lifespan)
@@ -89,6 +95,8 @@ def create_app(settings: ControlSettings) -> FastAPI:
     app.include_router(activations.preview_router)
     app.include_router(cap.router)
     app.include_router(cap.activation_router)
+    app.include_router(conversion_plans.router)
+    app.include_router(conversions.router)
     # The built-in console (its pages and static files), outside the API's spec.
     app.mount(CONSOLE_MOUNT, create_console())
     # Every mutating request leaves an audit row, whoever handles it.

@@ -7,15 +7,28 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import SettingsConfigDict
 
 from shelterwatch.config import MqttSettings, ServiceSettings
 from shelterwatch.contract import SLUG_PATTERN
+from shelterwatch.errors import ConfigError
+from shelterwatch.signing import load_private_key
 
 __all__ = [
     "AlertSettings",
     "CapSettings",
     "ControlSettings",
+    "ConversionLevel",
+    "ConversionSettings",
     "PasswordHashing",
     "ScheduleSettings",
     "Severity",
@@ -24,6 +37,10 @@ __all__ = [
 ]
 
 Severity = Literal["critical", "major", "minor", "warning"]
+
+# The placeholder of the compose env examples (deploy/compose/*.env.example): a value that
+# still holds it was copied and never filled in, and production refuses it.
+PLACEHOLDER = "CHANGE_ME"
 
 
 class PasswordHashing(BaseModel):
@@ -177,7 +194,67 @@ class CapSettings(BaseModel):
     language: Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = "zh-CN"
 
 
+class ConversionLevel(BaseModel):
+    """One conversion level and the time it allows (docs/conversion.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deadline_s: Annotated[float, Field(gt=0, le=90 * 86400)]
+    title_zh: Annotated[str, Field(min_length=1, max_length=100)]
+    title_en: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+def _default_levels() -> dict[str, ConversionLevel]:
+    # Published time limits are 3, 15 and 30 days, but which level each belongs to is not
+    # settled in a normative source (docs/conversion.md): a region sets its own.
+    return {
+        "emergency": ConversionLevel(
+            deadline_s=3 * 86400, title_zh="紧急转换", title_en="Emergency"
+        ),
+        "imminent": ConversionLevel(
+            deadline_s=15 * 86400, title_zh="临战转换", title_en="Imminent"
+        ),
+        "early": ConversionLevel(deadline_s=30 * 86400, title_zh="早期转换", title_en="Early"),
+        "drill-30min": ConversionLevel(
+            deadline_s=1800, title_zh="演练（30 分钟）", title_en="Drill (30 min)"
+        ),
+    }
+
+
+class ConversionSettings(BaseModel):
+    """Peacetime-to-wartime conversions (平战转换): plans, levels, timing (docs/conversion.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A directory of plan YAML files (per site or per shelter type) added to the built-in ones.
+    plans_dir: Path | None = None
+    # Level name → its deadline. An order names one; its deadline is counted from its start.
+    levels: dict[Annotated[str, Field(pattern=SLUG_PATTERN)], ConversionLevel] = Field(
+        default_factory=_default_levels
+    )
+    # The countdown warns once this fraction of the time allowed has passed.
+    warn_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.75
+    # A real order not approved by a second person within this window expires unstarted.
+    approval_window_s: Annotated[float, Field(ge=1, le=86400)] = 900.0
+    # How a site's gateway is named when an order does not say (the fleet's convention).
+    gateway_pattern: Annotated[str, Field(pattern=r"^[a-z0-9_-]*\{site\}[a-z0-9_-]*$")] = (
+        "gw-{site}"
+    )
+    # A reading older than this neither verifies nor contradicts a step. Gateways report a
+    # steady value only in their full snapshots (60 s by default): three of them.
+    max_reading_age_s: Annotated[float, Field(gt=0, le=3600)] = 180.0
+    # A device write stays valid this long; an automated step not confirmed by telemetry
+    # this long after its write is written again, at most command_attempts times.
+    command_ttl_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    command_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    # How often running orders are advanced and checked against telemetry.
+    sweep_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
 class ControlSettings(ServiceSettings):
+    # A refused setting is named, never echoed: its value may be a key or hold a password.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
     mode: Literal["development", "production"] = "production"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
@@ -222,12 +299,55 @@ class ControlSettings(ServiceSettings):
     # -- CAP ------------------------------------------------------------------------------
     cap: CapSettings = CapSettings()
 
+    # -- conversions ----------------------------------------------------------------------
+    conversions: ConversionSettings = ConversionSettings()
+
+    @field_validator("command_private_key")
+    @classmethod
+    def _key_loads(cls, value: SecretStr) -> SecretStr:
+        # Checked at load, as gateways check their public key: a bad key stops the start,
+        # not the first siren command. Empty is refused in production below.
+        secret = value.get_secret_value()
+        if not secret:
+            return value
+        if PLACEHOLDER in secret:
+            raise ValueError(
+                f"command_private_key is still the {PLACEHOLDER} placeholder of the example env "
+                "file: set it to the private line of `shelterwatch keys generate`"
+            )
+        try:
+            load_private_key(secret)
+        except ConfigError as exc:
+            raise ValueError(
+                f"command_private_key is not an Ed25519 private key ({exc}); "
+                "`shelterwatch keys generate` makes a key pair"
+            ) from exc
+        return value
+
     @model_validator(mode="after")
     def _no_default_secret(self) -> Self:
         if self.mode == "production" and not self.command_private_key.get_secret_value():
             raise ValueError(
                 "command_private_key must be set in production (SHELTERWATCH_COMMAND_PRIVATE_KEY); "
                 "`shelterwatch keys generate` makes a key pair"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _no_placeholder(self) -> Self:
+        if self.mode != "production":
+            return self
+        values = {
+            "database_url (SHELTERWATCH_DATABASE_URL)": self.database_url,
+            "store_url (SHELTERWATCH_STORE_URL)": self.store_url,
+            "mqtt.password (SHELTERWATCH_MQTT__PASSWORD)": self.mqtt.password or "",
+        }
+        unfilled = [name for name, value in values.items() if PLACEHOLDER in value]
+        if unfilled:
+            verb = "still holds" if len(unfilled) == 1 else "still hold"
+            raise ValueError(
+                f"{', '.join(unfilled)} {verb} a {PLACEHOLDER} placeholder of the example env "
+                "files: replace every one before starting in production (docs/deployment.md)"
             )
         return self
 

@@ -43,12 +43,14 @@ __all__ = [
     "GatewayState",
     "OutboxHealth",
     "PointInfo",
+    "Posture",
     "Quality",
     "SignalSegment",
     "SignalSpec",
     "SirenKind",
     "SirenOrder",
     "SirenOutcome",
+    "SitePosture",
     "Topic",
     "TopicKind",
     "Value",
@@ -61,6 +63,7 @@ __all__ = [
     "gateway_state_topic",
     "is_slug",
     "parse_topic",
+    "posture_topic",
     "subscriptions",
 ]
 
@@ -97,6 +100,7 @@ class TopicKind(StrEnum):
     COMMAND = "command"
     COMMAND_ACK = "command_ack"
     ALERT = "alert"
+    POSTURE = "posture"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,12 @@ def cap_topic(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}/cap"
 
 
+def posture_topic(site: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """Where the control service publishes a site's declared posture (retained, QoS 1); the
+    collector's alert engine reads it to gate its posture rules."""
+    return f"{prefix}/posture/{_check_slug('site', site)}"
+
+
 def subscriptions(prefix: str = DEFAULT_PREFIX) -> list[str]:
     """The filters a collector subscribes to: all telemetry and state, nothing else."""
     return [f"{prefix}/gw/+/state", f"{prefix}/gw/+/dev/+/data", f"{prefix}/gw/+/dev/+/state"]
@@ -179,6 +189,8 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> Topic:
                 rule=_check_slug("rule", rule),
                 device=_check_slug("device", dev),
             )
+        case ["posture", site]:
+            return Topic(TopicKind.POSTURE, site=_check_slug("site", site))
     raise ContractError(f"topic {topic!r} is not part of contract v{CONTRACT_VERSION}")
 
 
@@ -412,3 +424,21 @@ class Alert(_Payload):
     kind: str = ""
     point: str | None = None
     predicted_ts: EpochMs | None = None
+
+
+Posture = Literal["peacetime", "converting", "wartime"]
+
+
+class SitePosture(_Payload):
+    """A site's declared posture (平时 / 转换中 / 战时), retained on ``{p}/posture/{site}``.
+
+    ``order`` names the conversion order that set it, ``kind`` whether that order was a
+    ``drill`` or ``real``, and ``exercise`` the exercise label a drill carries. Readers gate
+    rules on ``posture`` alone: a drill converts for real, so its checks are the same.
+    """
+
+    posture: Posture
+    ts: EpochMs
+    order: Annotated[str, Field(max_length=64)] | None = None
+    kind: Literal["drill", "real"] | None = None
+    exercise: Annotated[str, Field(max_length=64)] | None = None

@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from control.console import audit_page, fleet, live, login, operations
+from control.console import audit_page, conversions, fleet, live, login, operations
 from control.console.render import render
 from control.console.security import SecurityHeaders
 
@@ -69,7 +69,7 @@ def create_console() -> FastAPI:
     async def home() -> RedirectResponse:
         return RedirectResponse(f"{MOUNT}/fleet", status_code=303)
 
-    for module in (login, fleet, operations, audit_page, live):
+    for module in (login, fleet, operations, conversions, audit_page, live):
         console.include_router(module.router)
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
     console.add_exception_handler(StarletteHTTPException, _http_error)

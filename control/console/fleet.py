@@ -16,13 +16,14 @@ from control.auth import Permission, Principal
 from control.console.readiness import AlertFact, SiteFacts, assess
 from control.console.render import render
 from control.console.thresholds import thresholds_for
+from control.conversions import ConversionService
 from control.sirens import SirenService
 from control.sirens import inventory as inv
 from shelterwatch.contract import SLUG_PATTERN
 from shelterwatch.errors import ShelterwatchError
 from shelterwatch.store import LatestValue, TimeSeriesStore
 
-__all__ = ["RANGES", "posture_of", "router"]
+__all__ = ["RANGES", "posture_of", "postures_of", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,16 @@ _PREFERRED = ("overpressure", "co2", "tank_level", "battery_voltage", "seal_pres
 STALE_MS = 180_000
 
 
-def posture_of(request: Request, site: str) -> str | None:
-    """The site's declared posture (peacetime, converting, wartime), or None when the control
-    service is not told it. The alert engine's own setting lives in the collector, which this
-    service never imports; until conversions (issue 7) record postures in the control
-    database, the console reads ``postures``/``default_posture`` from the control settings
-    when they exist there, and otherwise says it does not know."""
-    settings = request.state.settings
-    postures: dict[str, str] = getattr(settings, "postures", None) or {}
-    default: str | None = getattr(settings, "default_posture", None)
-    return postures.get(site, default)
+async def posture_of(request: Request, site: str) -> str:
+    """The site's declared posture (peacetime, converting, wartime) as conversion orders set
+    it (control/conversions; the same value the alert engine reads from the broker). A site no
+    order has moved is in peacetime."""
+    return (await postures_of(request)).get(site, "peacetime")
+
+
+async def postures_of(request: Request) -> dict[str, str]:
+    conversions: ConversionService = request.state.conversions
+    return await conversions.postures()
 
 
 async def _latest(store: TimeSeriesStore, site: str) -> list[LatestValue]:
@@ -74,6 +75,7 @@ async def fleet_rows(request: Request, store: TimeSeriesStore) -> tuple[list[Any
     # InfluxDB answers a few queries per site. Past a few hundred sites, Grafana's fleet
     # dashboard is the better tool (docs/dashboards.md).
     latest = await asyncio.gather(*(_latest(store, site) for site in sites))
+    postures = await postures_of(request)
     rows = []
     for site, readings in zip(sites, latest, strict=True):
         at_site = [h for h in health if h.site == site]
@@ -86,7 +88,7 @@ async def fleet_rows(request: Request, store: TimeSeriesStore) -> tuple[list[Any
             sirens=len(at_site),
             district=districts[0] if districts else "",
         )
-        rows.append((assess(facts), posture_of(request, site)))
+        rows.append((assess(facts), postures.get(site, "peacetime")))
     districts = sorted({r.district for r, _ in rows if r.district})
     return rows, districts
 
@@ -167,16 +169,10 @@ async def site_view(
             "chart": chart,
             "range": range,
             "ranges": list(RANGES),
-            "posture": posture_of(request, site),
+            "posture": await posture_of(request, site),
             "stale_before": now - STALE_MS,
             # The chart's axis in the same time zone as every time on the page.
             "tz": request.state.settings.sirens.timezone,
         },
         user=user,
     )
-
-
-@router.get("/conversions")
-async def conversions(request: Request, user: Reader) -> Response:
-    # Issue 7 (conversions) is not built: the page says so and shows nothing invented.
-    return render(request, "conversions", {}, user=user)

@@ -11,6 +11,7 @@ Events (``event:`` name, JSON ``data:``):
 
 - ``alerts``: an alert was raised, updated, acknowledged or cleared;
 - ``activation`` ``{"id": ...}``: an activation or one of its sirens changed;
+- ``conversion`` ``{"id": ...}``: a conversion order, one of its steps, or a posture changed;
 - ``signed_out``: the session ended (logged out, expired, account disabled): stop.
 """
 
@@ -28,10 +29,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.api.deps import Allow, SessionsDep
 from control.auth import Permission, Principal
-from control.db import Database, SirenActivation, SirenTarget
+from control.db import (
+    ConversionEvent,
+    ConversionOrder,
+    ConversionStep,
+    ConversionTarget,
+    Database,
+    SirenActivation,
+    SirenTarget,
+    SitePostureRecord,
+)
 from control.db.models import AlertRecord
 from control.sirens.activations import FINAL_STATES
 
@@ -57,6 +68,8 @@ class Snapshot:
     alerts: tuple[int, int | None] = (0, None)
     # activation id → what changes when it or one of its sirens changes
     activations: dict[str, tuple[object, ...]] = field(default_factory=dict)
+    # conversion order id → its state and newest change (steps included); "" → postures
+    conversions: dict[str, tuple[object, ...]] = field(default_factory=dict)
 
     def changes(self, newer: Snapshot) -> list[tuple[str, dict[str, str]]]:
         out: list[tuple[str, dict[str, str]]] = []
@@ -65,6 +78,9 @@ class Snapshot:
         for activation_id, sig in sorted(newer.activations.items()):
             if self.activations.get(activation_id) != sig:
                 out.append(("activation", {"id": activation_id}))
+        for order_id, sig in sorted(newer.conversions.items()):
+            if self.conversions.get(order_id) != sig:
+                out.append(("conversion", {"id": order_id}))
         return out
 
 
@@ -125,10 +141,45 @@ class ChangeFeed:
                 ).all()
                 for activation_id, state, n, newest_target in targets:
                     sigs[activation_id].append((state, n, newest_target))
+            conversions = await _conversions(s, since)
         return Snapshot(
             alerts=(int(count), newest),
             activations={k: tuple(v) for k, v in sigs.items()},
+            conversions=conversions,
         )
+
+
+async def _conversions(s: AsyncSession, since: int) -> dict[str, tuple[object, ...]]:
+    """Open orders and recently changed ones; a step's change moves its order's signature
+    (the sweep and a confirmation both touch the order's updated_ms and the step's)."""
+    rows = (
+        await s.execute(
+            select(
+                ConversionOrder.id,
+                ConversionOrder.state,
+                ConversionOrder.updated_ms,
+                func.max(ConversionStep.updated_ms),
+                func.count(ConversionEvent.id.distinct()),
+            )
+            .join(ConversionTarget, ConversionTarget.order_id == ConversionOrder.id)
+            .join(ConversionStep, ConversionStep.target_id == ConversionTarget.id)
+            .outerjoin(ConversionEvent, ConversionEvent.order_id == ConversionOrder.id)
+            .where(
+                or_(
+                    ConversionOrder.state.in_(["pending_approval", "running"]),
+                    ConversionOrder.updated_ms >= since,
+                )
+            )
+            .group_by(ConversionOrder.id, ConversionOrder.state, ConversionOrder.updated_ms)
+            .order_by(ConversionOrder.updated_ms.desc())
+            .limit(_WATCHED)
+        )
+    ).all()
+    out: dict[str, tuple[object, ...]] = {r[0]: tuple(r[1:]) for r in rows}
+    newest_posture = (await s.execute(select(func.max(SitePostureRecord.updated_ms)))).scalar()
+    if newest_posture is not None:
+        out[""] = (newest_posture,)
+    return out
 
 
 def _feed(request: Request) -> ChangeFeed:

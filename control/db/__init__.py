@@ -1,6 +1,13 @@
 """The control service's SQL database: models, engine and migrations."""
 
 from control.db.cap_models import CapMessage
+from control.db.conversion_models import (
+    ConversionEvent,
+    ConversionOrder,
+    ConversionStep,
+    ConversionTarget,
+    SitePostureRecord,
+)
 from control.db.database import Database, async_url
 from control.db.models import (
     ApiToken,
@@ -24,6 +31,10 @@ __all__ = [
     "CapMessage",
     "CommandEvent",
     "CommandRecord",
+    "ConversionEvent",
+    "ConversionOrder",
+    "ConversionStep",
+    "ConversionTarget",
     "Database",
     "ScheduleRecord",
     "ScheduleRun",
@@ -32,6 +43,7 @@ __all__ = [
     "SirenGroup",
     "SirenPost",
     "SirenTarget",
+    "SitePostureRecord",
     "User",
     "async_url",
 ]

@@ -105,6 +105,8 @@ def collector_rules(prefix: str = DEFAULT_PREFIX) -> list[str]:
         f"topic read {prefix}/gw/+/dev/+/state",
         # The alert engine raises and clears alerts, and reads the active ones back.
         f"topic readwrite {prefix}/alert/#",
+        # Each site's posture, which the alert rules read (docs/conversion.md).
+        f"topic read {prefix}/posture/+",
     ]
 
 
@@ -114,6 +116,8 @@ def control_rules(prefix: str = DEFAULT_PREFIX) -> list[str]:
         f"topic write {prefix}/gw/+/cmd",
         # CAP 1.2 for the public warning channels (docs/cap.md).
         f"topic write {prefix}/cap",
+        # Each site's posture during a conversion (docs/conversion.md).
+        f"topic write {prefix}/posture/+",
         f"topic read {prefix}/gw/+/cmd/ack",
         f"topic read {prefix}/gw/+/state",
         f"topic read {prefix}/gw/+/dev/+/data",

@@ -200,9 +200,8 @@ async def test_english_on_request_and_the_audit_chain(rig: Rig) -> None:
     await expect(page.locator("#audit-table tbody")).to_contain_text("siren.request")
     await rig.shot(page, "audit", docs=True)
     await page.click("nav >> text=Conversions")
-    await expect(page.locator("#conversions-unavailable")).to_contain_text(
-        "Conversions are not available yet"
-    )
+    await expect(page.locator("h1")).to_have_text("Peacetime-to-wartime conversions")
+    await expect(page.locator("#no-open-orders")).to_contain_text("No conversion order is open")
     no_errors(page)
 
 

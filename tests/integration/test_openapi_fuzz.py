@@ -203,6 +203,9 @@ SEMANTIC_422 = {
     ("POST", "/api/v1/sirens/import"),
     # Any string is schema-valid; only a CAP 1.2 alert whose areas hold sirens is accepted.
     ("POST", "/api/v1/activations/from-cap"),
+    # Levels and plans are configuration: a schema-valid name may name none (422, 404), and
+    # a shelter may be in another open order or in that posture already (409).
+    ("POST", "/api/v1/conversions"),
 }
 
 

@@ -391,11 +391,12 @@ def test_placeholders_are_refused(generated: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(ConfigError, match="public_key"):
         load(gateway, service_env(gateway, generated), monkeypatch)
     control = services()["control"]
-    settings = load(control, service_env(control, generated), monkeypatch)
-    assert isinstance(settings, ControlSettings)
-    # The control service signs with the key when it starts, and a placeholder is no key.
-    with pytest.raises(ConfigError):
-        load_private_key(settings.command_private_key.get_secret_value())
+    # A placeholder is no key, and production refuses every placeholder it finds, by name.
+    with pytest.raises(ConfigError, match="command_private_key"):
+        load(control, service_env(control, generated), monkeypatch)
+    key = {"SHELTERWATCH_COMMAND_PRIVATE_KEY": generate_keypair()[0]}
+    with pytest.raises(ConfigError, match=r"database_url .* store_url .* CHANGE_ME placeholder"):
+        load(control, service_env(control, generated) | key, monkeypatch)
     env = service_env(control, generated) | {"SHELTERWATCH_COMMAND_PRIVATE_KEY": ""}
     with pytest.raises(ConfigError, match="command_private_key"):
         load(control, env, monkeypatch)

@@ -13,6 +13,7 @@ from control.auth import Role
 from control.console.i18n import LANGS, catalogue, choose_lang, translator
 from control.console.readiness import READINESS, Readiness, SiteFacts, assess
 from control.console.thresholds import all_labels
+from control.conversions.execution import OrderState, StepState
 from control.sirens.activations import ActivationState
 from control.sirens.outcomes import TargetState
 from shelterwatch.contract import SirenKind
@@ -83,6 +84,11 @@ def test_every_state_shown_has_words_in_both_languages() -> None:
         "kind_act": {k.value for k in SirenKind},
         "role": {r.value for r in Role},
         "posture": {"peacetime", "converting", "wartime"},
+        "conv_direction": {"to_wartime", "to_peacetime"},
+        "conv_kind": {"drill", "real"},
+        "conv_state": {s.value for s in OrderState},
+        "step_kind": {"automated", "verified", "manual"},
+        "step_state": {s.value for s in StepState},
         "range": {"1h", "6h", "24h", "7d"},
     }
     used_groups = {g for p in TEMPLATES for g in TV_CALL.findall(p.read_text(encoding="utf-8"))}

@@ -25,6 +25,7 @@ from shelterwatch.contract import (
     DeviceState,
     GatewayState,
     PointInfo,
+    SitePosture,
     TopicKind,
     parse_topic,
 )
@@ -38,6 +39,7 @@ MODELS: dict[TopicKind, type[BaseModel]] = {
     TopicKind.COMMAND: CommandRequest,
     TopicKind.COMMAND_ACK: CommandAck,
     TopicKind.ALERT: Alert,
+    TopicKind.POSTURE: SitePosture,
 }
 
 _EXAMPLE = re.compile(r"^Topic: `([^`]+)`\s*\n\s*\n?```json\n(.*?)\n```", re.MULTILINE | re.DOTALL)
@@ -101,6 +103,9 @@ def test_every_message_variant_has_an_example() -> None:
     assert {p["state"] for p in having(TopicKind.COMMAND_ACK)} == set(CommandState)
     assert having(TopicKind.ALERT, active=True)
     assert having(TopicKind.ALERT, active=False)
+    postures = [(p["posture"], p.get("kind")) for p in having(TopicKind.POSTURE)]
+    assert ("converting", "drill") in postures
+    assert ("wartime", "real") in postures
 
 
 def test_bad_points_carry_no_value() -> None:

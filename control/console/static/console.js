@@ -106,6 +106,9 @@ function startEvents() {
     const id = JSON.parse(event.data).id;
     if (!only || only === id) refreshLive();
   });
+  source.addEventListener("conversion", () => {
+    if (wants.includes("conversion")) refreshLive();
+  });
   source.addEventListener("signed_out", () => {
     source.close();
     location.assign("/console/login");
@@ -319,9 +322,100 @@ function bindAudit() {
   });
 }
 
+// -- conversions -------------------------------------------------------------------------
+
+function formatLeft(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const d = Math.floor(s / 86400);
+  const hms = [Math.floor((s % 86400) / 3600), Math.floor((s % 3600) / 60), s % 60]
+    .map((n) => String(n).padStart(2, "0"))
+    .join(":");
+  return (d ? d + "d " : "") + hms;
+}
+
+// The countdown ticks in the browser; the server's numbers come back with every refresh.
+function tickCountdowns() {
+  const now = Date.now();
+  document.querySelectorAll("[data-deadline]").forEach((el) => {
+    const deadline = Number(el.dataset.deadline);
+    const warn = Number(el.dataset.warn);
+    const out = el.querySelector("[data-countdown]");
+    if (!out) return;
+    out.textContent = now > deadline ? T("js.conv_overdue") : T("js.conv_left") + " " + formatLeft(deadline - now);
+    el.dataset.phase = now > deadline ? "late" : now >= warn ? "warn" : "ok";
+  });
+}
+
+function bindConversions() {
+  const form = document.getElementById("conversion-form");
+  if (form) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      showError("conv-error", "");
+      const sites = form.elements.sites.value.split(/[\s,]+/).filter(Boolean);
+      const reason = form.elements.reason.value.trim();
+      if (!sites.length) return showError("conv-error", T("js.conv_sites_required"));
+      if (!reason) return showError("conv-error", T("js.reason_required"));
+      const body = {
+        direction: form.elements.direction.value,
+        kind: form.elements.kind.value,
+        level: form.elements.level.value,
+        shelters: sites.map((site) => ({ site })),
+        reason,
+      };
+      const result = await api("POST", "/api/v1/conversions", body);
+      if (!result.ok) return showError("conv-error", result.message);
+      status(T("js.conv_ordered"));
+      form.reset();
+      await refreshLive();
+    });
+  }
+  const dialog = document.getElementById("confirm-step-dialog");
+  let pending = null;
+  document.addEventListener("click", async (event) => {
+    const confirmStep = event.target.closest("[data-confirm-step]");
+    if (confirmStep && dialog) {
+      pending = confirmStep.dataset;
+      document.getElementById("confirm-step-target").textContent = pending.label;
+      document.getElementById("confirm-step-note").value = "";
+      showError("confirm-step-error", "");
+      dialog.showModal();
+      return;
+    }
+    const button = event.target.closest("[data-conv]");
+    if (!button) return;
+    const action = button.dataset.conv;
+    const question = { approve: T("js.confirm_conv_approve"), cancel: T("js.confirm_conv_cancel") }[action];
+    if (!question || !window.confirm(question)) return;
+    const url = "/api/v1/conversions/" + encodeURIComponent(button.dataset.id) + "/" + action;
+    const result = await api("POST", url, { comment: "" });
+    if (!result.ok) return showError("decide-error", result.message);
+    await refreshLive();
+  });
+  const stepForm = document.getElementById("confirm-step-form");
+  if (stepForm) {
+    stepForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const note = document.getElementById("confirm-step-note").value.trim();
+      if (!note) return showError("confirm-step-error", T("js.conv_note_required"));
+      const url = "/api/v1/conversions/" + encodeURIComponent(pending.order) + "/confirm";
+      const result = await api("POST", url, { site: pending.site, step: pending.confirmStep, note });
+      if (!result.ok) return showError("confirm-step-error", result.message);
+      dialog.close();
+      await refreshLive();
+    });
+  }
+  if (document.querySelector("[data-deadline]") || document.body.dataset.page === "conversions") {
+    tickCountdowns();
+    setInterval(tickCountdowns, 1000);
+    document.addEventListener("console:refreshed", tickCountdowns);
+  }
+}
+
 bindCommon();
 bindAlerts();
 bindSirens();
 bindActivation();
 bindAudit();
+bindConversions();
 startEvents();
