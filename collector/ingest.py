@@ -69,6 +69,7 @@ class IngestStats:
 @dataclass(slots=True)
 class _Gateway:
     site: str = ""
+    district: str = ""  # from its state; "" when it names none
     last_seq: int = -1
     kinds: dict[str, str] = field(default_factory=dict)
     # seqs skipped by the live stream; a gateway's outbox replays them later as historical.
@@ -136,7 +137,9 @@ class Ingest:
                     return self._status(parsed.gateway, parsed.device, state)
                 case TopicKind.GATEWAY_STATE:
                     gw_state = GatewayState.model_validate_json(payload)
-                    self._gw(parsed.gateway).site = gw_state.site
+                    gw = self._gw(parsed.gateway)
+                    gw.site = gw_state.site
+                    gw.district = gw_state.district or ""
                     return GatewayStatus(
                         parsed.gateway, gw_state.site, gw_state.online, gw_state.ts
                     )
@@ -182,7 +185,7 @@ class Ingest:
         site = data.site or gw.site or "unknown"
         self.stats.samples += 1
         self.stats.values += len(fields)
-        return Sample(kind, site, gateway, device, data.ts, fields)
+        return Sample(kind, site, gateway, device, data.ts, fields, data.district or gw.district)
 
     def _fields(self, gateway: str, device: str, values: Mapping[str, Value]) -> dict[str, Value]:
         fields: dict[str, Value] = {}
@@ -260,6 +263,7 @@ class Ingest:
             online=state.online,
             error=state.error or "",
             units={name: info.unit for name, info in state.points.items()},
+            district=gw.district,
         )
 
     def _warn_once(self, key: str, msg: str, *args: object) -> None:

@@ -92,6 +92,8 @@ def _encode(kind: Kind, records: Sequence[Sample] | Sequence[DeviceStatus]) -> b
                     "f": dict(r.fields),
                 }
             )
+            if r.district:
+                rows[-1]["di"] = r.district
         else:
             rows.append(
                 {
@@ -105,6 +107,8 @@ def _encode(kind: Kind, records: Sequence[Sample] | Sequence[DeviceStatus]) -> b
                     "u": dict(r.units),
                 }
             )
+            if r.district:
+                rows[-1]["di"] = r.district
     # JSON keeps bool, int, float and str apart, which is all a field value can be; ingest
     # has already refused NaN and infinities.
     return json.dumps(rows, separators=(",", ":"), allow_nan=False).encode()
@@ -113,10 +117,15 @@ def _encode(kind: Kind, records: Sequence[Sample] | Sequence[DeviceStatus]) -> b
 def _decode(batch_id: int, kind: Kind, payload: bytes) -> SpooledBatch:
     rows = json.loads(payload)
     if kind == "samples":
-        samples = [Sample(r["m"], r["s"], r["g"], r["d"], r["t"], r["f"]) for r in rows]
+        samples = [
+            Sample(r["m"], r["s"], r["g"], r["d"], r["t"], r["f"], r.get("di", "")) for r in rows
+        ]
         return SpooledBatch(batch_id, kind, samples, [])
     statuses = [
-        DeviceStatus(r["s"], r["g"], r["d"], r["k"], r["t"], r["o"], r["e"], r["u"]) for r in rows
+        DeviceStatus(
+            r["s"], r["g"], r["d"], r["k"], r["t"], r["o"], r["e"], r["u"], r.get("di", "")
+        )
+        for r in rows
     ]
     return SpooledBatch(batch_id, kind, [], statuses)
 

@@ -20,13 +20,16 @@ from control.api import (
     conversions,
     health,
     history,
+    maintenance,
     schedules,
     signals,
     siren_groups,
     sirens,
     sites,
     users,
+    work_orders,
 )
+from control.api.guards import BodySizeLimit, DatabaseUnavailable
 from control.audit.middleware import AuditMiddleware
 from control.capfeed import CapFeed
 from control.commands import CommandService
@@ -34,6 +37,7 @@ from control.console import MOUNT as CONSOLE_MOUNT
 from control.console import create_console
 from control.conversions import ConversionService
 from control.db import Database
+from control.maintenance import MaintenanceService
 from control.schedules import ScheduleService
 from control.settings import ControlSettings
 from control.sirens import SirenService
@@ -58,6 +62,8 @@ def create_app(settings: ControlSettings) -> FastAPI:
             # Made before the command service opens: its publisher runs in every session.
             cap_feed = CapFeed(settings, db, command_service, signals)
             conversion_service = ConversionService(settings, db, command_service, store)
+            # Loads and checks the maintenance programme: a bad region file stops the start.
+            maintenance_service = MaintenanceService(settings, db, store)
             async with (
                 command_service,
                 AlertService(settings, db) as alert_service,
@@ -84,6 +90,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
                     "schedules": schedule_service,
                     "cap": cap_feed,
                     "conversions": conversion_service,
+                    "maintenance": maintenance_service,
                 }
 
     app = FastAPI(title="Shelterwatch control", version=__version__, lifespan=lifespan)
@@ -97,8 +104,16 @@ def create_app(settings: ControlSettings) -> FastAPI:
     app.include_router(cap.activation_router)
     app.include_router(conversion_plans.router)
     app.include_router(conversions.router)
+    app.include_router(maintenance.router)
+    app.include_router(work_orders.router)
     # The built-in console (its pages and static files), outside the API's spec.
     app.mount(CONSOLE_MOUNT, create_console())
+    # Oversized bodies are refused (413) before anything reads them; inside the audit
+    # middleware, so that the refusal is audited too.
+    app.add_middleware(BodySizeLimit)
     # Every mutating request leaves an audit row, whoever handles it.
     app.add_middleware(AuditMiddleware)
+    # The database unreachable: 503 with a clear message, also when the audit row cannot be
+    # written (so outside the audit middleware).
+    app.add_middleware(DatabaseUnavailable)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -29,6 +30,7 @@ __all__ = [
     "ControlSettings",
     "ConversionLevel",
     "ConversionSettings",
+    "MaintenanceSettings",
     "PasswordHashing",
     "ScheduleSettings",
     "Severity",
@@ -251,6 +253,26 @@ class ConversionSettings(BaseModel):
     sweep_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
+class MaintenanceSettings(BaseModel):
+    """Maintenance programmes, evidence, work orders and readiness (docs/maintenance.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A region's programme YAML (the shape of control/maintenance/programmes/zhejiang.yaml);
+    # the built-in Zhejiang DBJ33/T1309-2023 programme when not set.
+    programme_file: Path | None = None
+    # When the programme started to apply: an item never done is due one period after it.
+    # Not set: an item with no record at all is overdue (nothing proves it was ever done).
+    start_date: datetime.date | None = None
+    # How far back telemetry is searched for evidence each time a site is assessed (found
+    # evidence is kept in the control database, so older finds stay on record).
+    evidence_lookback_days: Annotated[int, Field(ge=1, le=400)] = 62
+    # A work order made from an alert or a due item is due this many days later.
+    work_order_days: Annotated[int, Field(ge=1, le=365)] = 14
+    # A site whose last completed conversion drill is older than this loses readiness.
+    drill_max_age_days: Annotated[int, Field(ge=1, le=3660)] = 365
+
+
 class ControlSettings(ServiceSettings):
     # A refused setting is named, never echoed: its value may be a key or hold a password.
     model_config = SettingsConfigDict(hide_input_in_errors=True)
@@ -301,6 +323,9 @@ class ControlSettings(ServiceSettings):
 
     # -- conversions ----------------------------------------------------------------------
     conversions: ConversionSettings = ConversionSettings()
+
+    # -- maintenance ----------------------------------------------------------------------
+    maintenance: MaintenanceSettings = MaintenanceSettings()
 
     @field_validator("command_private_key")
     @classmethod

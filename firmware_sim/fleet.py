@@ -26,7 +26,7 @@ from firmware_sim.device import SimBank, SimDevice, SimSerialBus
 from firmware_sim.physics import Physics, ShelterPhysics
 from firmware_sim.scenarios import SCENARIOS, ActiveFault, OptionValue, ScenarioError, SiteHandle
 from firmware_sim.sirens import SirenPhysics, SirenPost, SirenRelayPhysics
-from shelterwatch.contract import SignalSpec, Value
+from shelterwatch.contract import SLUG_PATTERN, SignalSpec, Value
 from shelterwatch.profiles import load_profile
 
 __all__ = ["SHELTER_DEVICES", "Fleet", "FleetSpec", "run_fleet"]
@@ -58,6 +58,9 @@ class FleetSpec(BaseModel):
     sirens_per_server: Annotated[int, Field(ge=1, le=247)] = 1
     # The built-in signals of the simulated controllers, by number; None: the catalogue's.
     siren_signals: dict[int, SignalSpec] | None = None
+    # The districts the gateway configs give their sites, in turn: shelter-01, siren-01 and
+    # siren-bank-01 the first, shelter-02 ... the second, and so on. Empty: no district.
+    districts: tuple[Annotated[str, Field(pattern=SLUG_PATTERN)], ...] = ("xihu", "shangcheng")
     host: str = "127.0.0.1"
     # 0: every device gets a free port; otherwise devices take base_port, base_port + 1, ...
     base_port: Annotated[int, Field(ge=0, le=65535)] = 0
@@ -75,9 +78,11 @@ class Fleet:
         self.devices: list[SimDevice] = []
         self.banks: list[SimBank] = []
         self._gateway_of: dict[str, tuple[str, str]] = {}  # site -> (gateway id, its site)
+        self._district_of: dict[str, str] = {}  # a gateway's site -> its district
         port = spec.base_port
         for i in range(1, spec.shelters + 1):
             site = f"shelter-{i:02d}"
+            self._assign_district(site, i)
             shelter = self.shelters[site] = ShelterPhysics(seed=spec.seed * 1000 + i)
             for device_id, profile in SHELTER_DEVICES.items():
                 self.devices.append(self._device(site, device_id, profile, shelter, port))
@@ -85,6 +90,7 @@ class Fleet:
         posts: list[SimDevice] = []
         for i in range(1, spec.sirens + spec.relay_sirens + 1):
             site = f"siren-{i:02d}"
+            self._assign_district(site, i)
             seed = spec.seed * 1000 + 500 + i
             siren: SirenPost
             if i <= spec.sirens:
@@ -102,6 +108,7 @@ class Fleet:
             for b, first in enumerate(range(0, len(posts), size), start=1):
                 bank = SimBank(posts[first : first + size], host=spec.host, port=port)
                 self.banks.append(bank)
+                self._assign_district(f"siren-bank-{b:02d}", b)
                 port += 1 if port else 0
                 for device in bank.devices:
                     self._gateway_of[device.site] = (f"gw-bank-{b:02d}", f"siren-bank-{b:02d}")
@@ -115,6 +122,17 @@ class Fleet:
         # comm_loss awaits servers: one fault change at a time, so two requests for the same
         # fault cannot both pass the "already active" check.
         self._fault_lock = asyncio.Lock()
+
+    def _assign_district(self, site: str, number: int) -> None:
+        districts = self.spec.districts
+        if districts:
+            self._district_of[site] = districts[(number - 1) % len(districts)]
+
+    def district(self, site: str) -> str | None:
+        """The district the gateway config gives ``site`` (a siren post in a bank: its
+        bank's), or None."""
+        banked = self._gateway_of.get(site)
+        return self._district_of.get(banked[1] if banked else site)
 
     def _device(
         self, site: str, device_id: str, profile: str, physics: Physics, port: int
@@ -289,21 +307,19 @@ class Fleet:
 
         Siren posts in banks get one gateway per bank (``gw-bank-01``, site
         ``siren-bank-01``), each post a device named after its site, on the bank's
-        host:port with its own unit id.
+        host:port with its own unit id. ``district`` is there when the spec names districts.
         """
         configs: dict[str, dict[str, Any]] = {}
         for d in self.devices:
             banked = self._gateway_of.get(d.site)
             gateway, site = banked or (f"gw-{d.site}", d.site)
-            config = configs.setdefault(
-                gateway,
-                {
-                    "gateway_id": gateway,
-                    "site": site,
-                    "mqtt": {"host": broker_host, "port": broker_port, "prefix": prefix},
-                    "devices": [],
-                },
-            )
+            config = configs.get(gateway)
+            if config is None:
+                config = configs[gateway] = {"gateway_id": gateway, "site": site}
+                if site in self._district_of:
+                    config["district"] = self._district_of[site]
+                config["mqtt"] = {"host": broker_host, "port": broker_port, "prefix": prefix}
+                config["devices"] = []
             config["devices"].append(
                 {
                     "id": d.site if banked else d.device_id,

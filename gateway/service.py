@@ -148,6 +148,7 @@ class Gateway:
                 ts=event.ts,
                 seq=seq,
                 site=self.settings.site,
+                district=self.settings.district,
                 kind=profile.kind,
                 values=event.values,
                 quality=event.quality,
@@ -172,6 +173,7 @@ class Gateway:
             online=True,
             ts=self.clock.now_ms(),
             site=self.settings.site,
+            district=self.settings.district,
             version=__version__,
             devices=[p.config.id for p in self.pollers],
             uptime_s=round(time.monotonic() - self._started, 3),
@@ -194,6 +196,7 @@ class Gateway:
             online=False,
             ts=self.clock.now_ms(),
             site=self.settings.site,
+            district=self.settings.district,
             version=__version__,
             devices=[p.config.id for p in self.pollers],
         )

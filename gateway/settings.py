@@ -231,6 +231,9 @@ DeviceList = Annotated[list[DeviceConfig], AfterValidator(check_shared_links)]
 class GatewaySettings(ServiceSettings):
     gateway_id: Slug
     site: Slug
+    # The site's district (a slug, e.g. xihu), sent with every message and stored as the
+    # district tag that dashboards filter by. None: no district is sent or stored.
+    district: Slug | None = None
     mqtt: MqttSettings = MqttSettings()
     devices: DeviceList = Field(default_factory=list)
     # A full snapshot of every device this often, on top of report by exception.

@@ -8,6 +8,19 @@ set -euo pipefail
 HOST=127.0.0.1
 PORT=5432
 
+# tests/integration/test_fault_postgres.py runs a private server of its own (initdb, postgres)
+# to crash and restart: the server binaries must be here even when the machine's PostgreSQL
+# runs elsewhere (a client-only install).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "PostgreSQL server binaries are missing (Debian package postgresql); run as root" >&2
+    exit 1
+  fi
+  echo "installing PostgreSQL server binaries (Debian package) for the tests"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
 if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h "$HOST" -p "$PORT"; then
   exit 0
 fi

@@ -238,12 +238,14 @@ class GatewayState(_Payload):
     """Birth and death of a gateway. Published retained; the offline form is the MQTT will.
 
     While online the gateway republishes it periodically with its health: uptime, the
-    outbox (depth, drops) and per-device poll errors and latency.
+    outbox (depth, drops) and per-device poll errors and latency. ``district`` names the
+    site's district, when the gateway is configured with one.
     """
 
     online: bool
     ts: EpochMs
     site: Slug
+    district: Slug | None = None
     version: str = ""
     devices: list[Slug] = Field(default_factory=list)
     uptime_s: Annotated[float, Field(ge=0)] | None = None
@@ -257,15 +259,17 @@ class DeviceData(_Payload):
     ``seq`` counts every data message of one gateway (not per device), so the collector can
     see gaps. ``quality`` lists only points that are not good; a bad point has no value.
 
-    ``site`` and ``kind`` repeat what the retained state messages say, so that each data
-    message can be stored on its own: by a collector that restarted with messages queued in
-    its session (the broker does not resend retained state then), or by a member of a shared
-    subscription, which never receives retained messages.
+    ``site``, ``district`` and ``kind`` repeat what the retained state messages say, so that
+    each data message can be stored on its own: by a collector that restarted with messages
+    queued in its session (the broker does not resend retained state then), or by a member of
+    a shared subscription, which never receives retained messages. ``district`` is absent when
+    the gateway has none.
     """
 
     ts: EpochMs
     seq: Annotated[int, Field(ge=0)]
     site: Slug | None = None
+    district: Slug | None = None
     kind: Slug | None = None
     values: dict[str, Value] = Field(default_factory=dict)
     quality: dict[str, Quality] = Field(default_factory=dict)

@@ -11,20 +11,23 @@ import asyncio
 import contextlib
 import inspect
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
 __all__ = [
     "InfluxServer",
     "MosquittoServer",
+    "PostgresServer",
     "ServerError",
     "find_binary",
     "free_port",
@@ -110,6 +113,10 @@ class _Server:
     def _ports(self) -> list[int]:
         raise NotImplementedError
 
+    def _popen_kwargs(self) -> dict[str, Any]:
+        # Extra subprocess.Popen arguments (PostgresServer runs as an unprivileged user).
+        return {}
+
     def _check_ports_free(self) -> None:
         # Without this, a server that fails to bind would look ready whenever something else
         # answers on its port (a leftover server, another test run).
@@ -147,6 +154,7 @@ class _Server:
             stderr=subprocess.STDOUT,
             cwd=self.dir,
             start_new_session=True,  # a Ctrl-C in the test run must not hit the server first
+            **self._popen_kwargs(),
         )
         deadline = time.monotonic() + self.start_timeout
         while True:
@@ -356,3 +364,146 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                 return client.get(f"{self.url}/ping").status_code == 204
         except httpx.HTTPError:
             return False
+
+
+def _postgres_bindir() -> Path:
+    """The newest Debian PostgreSQL server binaries (``/usr/lib/postgresql/<v>/bin``)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: [int(x) if x.isdigit() else 0 for x in p.parent.parent.name.split(".")],
+    )
+    if not found:
+        raise ServerError(
+            "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (Debian package "
+            "'postgresql'); run `make test`, whose system-deps installs it"
+        )
+    return found[-1].parent
+
+
+class PostgresServer(_Server):
+    """A private PostgreSQL cluster on a free loopback port, trust auth for ``postgres``.
+
+    Never the machine's server: its own ``initdb`` in a temp dir, stopped and restarted at
+    will. As root it runs as the ``postgres`` user (PostgreSQL refuses root), in a data dir
+    under /tmp that the user owns (pytest's temp dirs are root-only); ``close()`` removes it.
+    ``crash()`` is an immediate shutdown (SIGQUIT: no checkpoint, crash recovery at the next
+    start), ``restart(immediate=True)`` a crash followed by a start on the same port.
+    """
+
+    name = "postgres"
+    start_timeout = 60.0
+
+    def __init__(self, tmpdir: Path | str, port: int | None = None) -> None:
+        super().__init__(tmpdir)
+        self.bindir = _postgres_bindir()
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self._user = _unprivileged_user()
+        self.data_root = Path(tempfile.mkdtemp(prefix="sw-pg-"))
+        self.data_dir = self.data_root / "data"
+        if self._user is not None:
+            os.chown(self.data_root, self._user.pw_uid, self._user.pw_gid)
+        self._initdb()
+
+    @property
+    def url(self) -> str:
+        """An admin URL (role ``postgres``, database ``postgres``)."""
+        return f"postgresql://postgres@{self.host}:{self.port}/postgres"
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
+
+    def _initdb(self) -> None:
+        result = subprocess.run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            **self._popen_kwargs(),
+        )
+        if result.returncode != 0:
+            raise ServerError(f"initdb failed ({result.returncode}):\n{result.stderr[-2000:]}")
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        if self._user is None:
+            return {}
+        return {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
+
+    def _command(self) -> list[str]:
+        return [
+            str(self.bindir / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.data_root),
+            "-c",
+            f"listen_addresses={self.host}",
+            "-c",
+            "fsync=off",  # a crash of the server process, not of the machine: no need
+            "-c",
+            "max_connections=50",
+        ]
+
+    def _ports(self) -> list[int]:
+        return [self.port]
+
+    def _ready(self) -> bool:
+        result = subprocess.run(
+            [str(self.bindir / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port)],
+            capture_output=True,
+            timeout=5,
+            check=False,
+        )
+        return result.returncode == 0
+
+    def crash(self) -> None:
+        """Immediate shutdown (``pg_ctl stop -m immediate``): every backend quits at once."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._reap()
+
+    def restart(self, immediate: bool = False) -> None:
+        if immediate:
+            self.crash()
+        else:
+            self.stop()
+        self.start()
+
+    def close(self) -> None:
+        """Stop the server and remove its data dir."""
+        self.stop()
+        shutil.rmtree(self.data_root, ignore_errors=True)
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """Who runs PostgreSQL: the invoking user unless it is root (then ``postgres``, or
+    ``nobody`` when that user does not exist)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise ServerError("running as root, and neither user 'postgres' nor 'nobody' exists")

@@ -59,7 +59,10 @@ class AlertAck(BaseModel):
     # rule is a pattern so that the OpenAPI spec states it too.
     # "Not only spaces", spelled so that every regex engine agrees on it (\S differs between
     # the ECMA regexes of OpenAPI clients and ours on characters such as U+0085).
-    comment: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"[^ \t\n\r\f\v]")]
+    # Not blank, and no NUL (PostgreSQL text cannot hold it).
+    comment: Annotated[
+        str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00 \t\n\r\f\v][^\x00]*$")
+    ]
 
 
 class AlertPublic(BaseModel):

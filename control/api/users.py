@@ -67,7 +67,8 @@ class UserPublic(BaseModel):
 
 class UserCreate(BaseModel):
     username: Annotated[str, Field(pattern=USERNAME_PATTERN, max_length=64)]
-    full_name: Annotated[str, Field(max_length=200)] = ""
+    # No NUL: PostgreSQL text cannot hold it.
+    full_name: Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")] = ""
     role: Role
     password: Password
 

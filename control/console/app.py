@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from control.api.guards import DatabaseUnavailable
 from control.console import audit_page, conversions, fleet, live, login, operations
 from control.console.render import render
 from control.console.security import SecurityHeaders
@@ -74,5 +75,8 @@ def create_console() -> FastAPI:
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
     console.add_exception_handler(StarletteHTTPException, _http_error)
     console.add_exception_handler(RequestValidationError, _invalid)
+    # The mounted app's own error middleware would answer a 500 before the control app's
+    # DatabaseUnavailable saw the error: the console needs its own.
+    console.add_middleware(DatabaseUnavailable)
     console.add_middleware(SecurityHeaders)
     return console

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from control.alerts import AlertService
 from control.api.deps import Allow, StoreDep
 from control.auth import Permission, Principal
-from control.console.readiness import AlertFact, SiteFacts, assess
+from control.console.readiness import AlertFact, SiteFacts, SiteReadiness, assess
 from control.console.render import render
 from control.console.thresholds import thresholds_for
 from control.conversions import ConversionService
@@ -22,6 +23,9 @@ from control.sirens import inventory as inv
 from shelterwatch.contract import SLUG_PATTERN
 from shelterwatch.errors import ShelterwatchError
 from shelterwatch.store import LatestValue, TimeSeriesStore
+
+if TYPE_CHECKING:  # the maintenance service imports readiness, which the console shares
+    from control.maintenance import MaintenanceService
 
 __all__ = ["RANGES", "posture_of", "postures_of", "router"]
 
@@ -80,17 +84,43 @@ async def fleet_rows(request: Request, store: TimeSeriesStore) -> tuple[list[Any
     for site, readings in zip(sites, latest, strict=True):
         at_site = [h for h in health if h.site == site]
         districts = sorted({h.district for h in at_site if h.district})
-        facts = SiteFacts(
-            site=site,
-            latest=readings,
-            alerts=[AlertFact(a.severity, a.kind, a.device) for a in open_alerts if a.site == site],
-            flagged_sirens=sum(1 for h in at_site if h.flagged),
-            sirens=len(at_site),
-            district=districts[0] if districts else "",
+        readiness = await _readiness(
+            request,
+            SiteFacts(
+                site=site,
+                latest=readings,
+                alerts=[
+                    AlertFact(a.severity, a.kind, a.device) for a in open_alerts if a.site == site
+                ],
+                flagged_sirens=sum(1 for h in at_site if h.flagged),
+                sirens=len(at_site),
+                district=districts[0] if districts else "",
+            ),
+            [a for a in open_alerts if a.site == site],
         )
-        rows.append((assess(facts), postures.get(site, "peacetime")))
+        rows.append((readiness, postures.get(site, "peacetime")))
     districts = sorted({r.district for r, _ in rows if r.district})
     return rows, districts
+
+
+async def _readiness(request: Request, facts: SiteFacts, alerts: list[Any]) -> SiteReadiness:
+    """With maintenance (overdue items, the last drill) and its score; without, if the
+    maintenance records cannot be read, rather than no fleet view at all."""
+    maintenance: MaintenanceService | None = getattr(request.state, "maintenance", None)
+    if maintenance is None:
+        return assess(facts)
+    try:
+        return await maintenance.readiness(
+            facts.site,
+            flagged_sirens=facts.flagged_sirens,
+            sirens=facts.sirens,
+            district=facts.district,
+            latest=facts.latest,
+            alerts=alerts,
+        )
+    except (ShelterwatchError, OSError, SQLAlchemyError) as exc:
+        log.warning("console: no maintenance readiness of site %s: %s", facts.site, exc)
+        return assess(facts)
 
 
 @router.get("/fleet")

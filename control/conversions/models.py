@@ -22,6 +22,8 @@ __all__ = [
 ]
 
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+# Free text may hold anything but NUL, which PostgreSQL text cannot hold.
+_NO_NUL = r"^[^\x00]*$"
 OrderKind = Literal["drill", "real"]
 
 
@@ -40,7 +42,7 @@ class OrderRequest(BaseModel):
     kind: OrderKind
     level: Slug
     shelters: Annotated[list[ShelterRef], Field(min_length=1, max_length=500)]
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    reason: Annotated[str, Field(min_length=1, max_length=2000, pattern=_NO_NUL)]
     # A plan to run at every shelter instead of each site's own (its direction must match).
     plan: Slug | None = None
     # A drill's label, shown on everything it makes ("drill" by default); not for real orders.
@@ -50,7 +52,7 @@ class OrderRequest(BaseModel):
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    comment: Annotated[str, Field(max_length=2000)] = ""
+    comment: Annotated[str, Field(max_length=2000, pattern=_NO_NUL)] = ""
 
 
 class Confirmation(BaseModel):
@@ -58,7 +60,7 @@ class Confirmation(BaseModel):
 
     site: Slug
     step: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")]
-    note: Annotated[str, Field(min_length=1, max_length=2000)]
+    note: Annotated[str, Field(min_length=1, max_length=2000, pattern=_NO_NUL)]
 
 
 class StepPublic(BaseModel):

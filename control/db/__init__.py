@@ -9,6 +9,7 @@ from control.db.conversion_models import (
     SitePostureRecord,
 )
 from control.db.database import Database, async_url
+from control.db.maintenance_models import MaintenanceRecord, WorkOrder
 from control.db.models import (
     ApiToken,
     AuditEntry,
@@ -36,6 +37,7 @@ __all__ = [
     "ConversionStep",
     "ConversionTarget",
     "Database",
+    "MaintenanceRecord",
     "ScheduleRecord",
     "ScheduleRun",
     "SirenActivation",
@@ -45,5 +47,6 @@ __all__ = [
     "SirenTarget",
     "SitePostureRecord",
     "User",
+    "WorkOrder",
     "async_url",
 ]

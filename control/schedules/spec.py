@@ -33,7 +33,10 @@ _OFFSET = Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False, strict=Tru
 
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)]
 # "Not only spaces", spelled so that every regex engine agrees (see control/api/alerts.py).
-_Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"[^ \t\n\r\f\v]")]
+# Not blank, and no NUL (PostgreSQL text cannot hold it).
+_Text = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\x00 \t\n\r\f\v][^\x00]*$")
+]
 
 
 class Step(BaseModel):

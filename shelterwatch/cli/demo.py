@@ -115,7 +115,14 @@ async def run_demo(opts: DemoOptions) -> None:
         if not opts.broker:
             await stack.enter_async_context(EmbeddedBroker(host, port))
         fleet = await stack.enter_async_context(
-            Fleet(FleetSpec(shelters=opts.shelters, sirens=opts.sirens, base_port=0))
+            Fleet(
+                FleetSpec(
+                    shelters=opts.shelters,
+                    sirens=opts.sirens,
+                    base_port=0,
+                    districts=_DEMO_DISTRICTS,
+                )
+            )
         )
         # Faults can be switched on from another shell (`shelterwatch sim fault ...`); the
         # usual port when it is free, any free one otherwise.
@@ -272,7 +279,9 @@ async def _demo_users(control: ControlSettings) -> dict[str, str] | None:
         return passwords
 
 
-# The demo's siren posts stand in two districts of Hangzhou, a kilometre or so apart.
+# The demo's sites stand in two districts of Hangzhou, a kilometre or so apart. The fleet
+# gives them to its sites in turn (gateway configs, so telemetry carries them), and each siren
+# post's inventory district is its site's.
 _DEMO_DISTRICTS = ("xihu", "shangcheng")
 
 
@@ -299,7 +308,7 @@ async def _demo_sirens(control: ControlSettings, sites: list[dict[str, object]])
                     site=str(site["site"]),
                     gateway=str(site["gateway_id"]),
                     device=device["id"],
-                    district=_DEMO_DISTRICTS[n % len(_DEMO_DISTRICTS)],
+                    district=str(site.get("district") or ""),
                     lat=30.25 + 0.01 * n,
                     lon=120.15 + 0.01 * (n % 3),
                     radius_m=1500.0,

@@ -119,9 +119,11 @@ def gateway_yaml(site: dict[str, object], mqtt: MqttSettings) -> dict[str, objec
     login = mqtt.model_dump(exclude_none=True, exclude={"password"})
     if mqtt.username is not None:
         login["username"] = site["gateway_id"]
+    district = {"district": site["district"]} if site.get("district") else {}
     return {
         "gateway_id": site["gateway_id"],
         "site": site["site"],
+        **district,
         "mqtt": login,
         "devices": [
             {

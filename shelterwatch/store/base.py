@@ -5,9 +5,11 @@ SQLite in WAL mode (``sqlite.py``), the embedded default.
 
 Data model, the same in both adapters:
 - a *sample* is one device message: measurement = the device kind (``ventilation``), tags
-  ``site``, ``gateway`` and ``device``, one field per point, a timestamp in epoch ms;
+  ``site``, ``gateway``, ``device`` and ``district`` (only when the gateway names one: an
+  empty district is no tag), one field per point, a timestamp in epoch ms;
 - a *device status* row records a device's online state, last error and point units, written
-  when its retained state message arrives (InfluxDB measurement ``device_status``).
+  when its retained state message arrives (InfluxDB measurement ``device_status``), with the
+  same ``district``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Sample:
     device: str
     ts_ms: int
     fields: Mapping[str, FieldValue]
+    district: str = ""  # "" stores no district tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class DeviceStatus:
     online: bool
     error: str = ""
     units: Mapping[str, str] = field(default_factory=dict)
+    district: str = ""  # "" stores no district tag
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,9 @@ The telemetry path runs for real: simulated fleet → gateways → Mosquitto →
 engine on, time compressed as in test_alert_scenarios) → InfluxDB. Fault scenarios make the
 data the degradation and alert panels need. Then every panel query (and annotation) is
 expanded the way Grafana expands it: variables from their own SHOW TAG VALUES queries with
-"All" selected, each site alone, and a relative range; each must return a series with at
-least one non-null value. An empty panel fails the test, named with its query.
+"All" selected, each site alone, each district alone, and a relative range; each must return
+a series with at least one non-null value. An empty panel fails the test, named with its
+query. With one district selected, no panel may show a site of another district.
 """
 
 from __future__ import annotations
@@ -80,6 +81,19 @@ async def _variables(
                 options = []  # a variable above it has no values yet
         out[spec.name] = to_variable(spec, (chosen or {}).get(spec.name), options)
     return out
+
+
+def _sites_in(result: Mapping[str, Any]) -> set[str]:
+    """The sites a query's answer names: as a series tag, or as a column."""
+    sites: set[str] = set()
+    for series in result.get("series", []):
+        if "site" in series.get("tags", {}):
+            sites.add(series["tags"]["site"])
+        columns = series.get("columns", [])
+        if "site" in columns:
+            at = columns.index("site")
+            sites.update(str(row[at]) for row in series.get("values", []) if row[at])
+    return sites
 
 
 async def _empty(store: InfluxStore, rendered: list[Rendered]) -> list[str]:
@@ -189,6 +203,41 @@ async def test_every_panel_query_returns_data(
                 answered[r.label] = answered.get(r.label, False) or not any(
                     p.startswith(r.label + ":") for p in empty
                 )
+        assert all(answered.values()), [k for k, v in answered.items() if not v]
+
+    # And each district selected alone: the district variable lists the gateways' districts,
+    # `site` narrows to that district's sites, every query runs and returns data for some
+    # district, each district gets data, and no panel shows a site of another district.
+    district_of = {site: fleet.district(site) for site in fleet.sites}
+    districts = sorted({d for d in district_of.values() if d})
+    assert districts == ["shangcheng", "xihu"]
+    for d in run.dashboards:
+        all_vars = await _variables(influx_store, d, tr)
+        assert all_vars["district"].options == districts, d.title
+        answered = {}
+        for district in districts:
+            own = {site for site, of in district_of.items() if of == district}
+            variables = await _variables(influx_store, d, tr, {"district": [district]})
+            sites = variables["site"].options
+            assert sites and set(sites) <= own, (d.title, district, sites)
+            assert set(sites) == own & set(all_vars["site"].options), (d.title, district)
+            rendered = rendered_queries(d, variables, tr, run.min_interval)
+            with_data = 0
+            shown: set[str] = set()
+            for r in rendered:
+                try:
+                    (result,) = await influx_store.query(r.text)
+                except StoreRejected as exc:
+                    pytest.fail(f"{r.label} with district {district}: refused: {exc}")
+                has = _has_value(result)
+                with_data += has
+                answered[r.label] = answered.get(r.label, False) or has
+                foreign = _sites_in(result) - own
+                assert not foreign, f"{r.label}, district {district}: shows {foreign}\n{r.text}"
+                shown |= _sites_in(result)
+            assert with_data, f"{d.title}: no panel has data for district {district}"
+            # The site-listing panels (tables, per-site series) list this district's sites.
+            assert shown and shown <= own, (d.title, district, shown)
         assert all(answered.values()), [k for k, v in answered.items() if not v]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import sys
@@ -78,6 +79,7 @@ async def test_demo_brings_up_the_platform(tmp_path: Path) -> None:
         expected |= {(f"gw-siren-0{i}", "siren") for i in (1, 2)}
         seen_data: set[tuple[str, str]] = set()
         seen_any: set[tuple[str, str]] = set()
+        districts: dict[str, str | None] = {}  # gateway -> the district its data carries
         assert sub.stdout is not None
         async with asyncio.timeout(30):
             while seen_data != expected:
@@ -88,6 +90,7 @@ async def test_demo_brings_up_the_platform(tmp_path: Path) -> None:
                     seen_any.add((topic.gateway, topic.device))
                 if topic.kind is TopicKind.DEVICE_DATA:
                     seen_data.add((topic.gateway, topic.device))
+                    districts[topic.gateway] = json.loads(line.split(" ", 1)[1]).get("district")
         assert seen_any == expected
 
         base = f"http://127.0.0.1:{http_port}"
@@ -101,6 +104,13 @@ async def test_demo_brings_up_the_platform(tmp_path: Path) -> None:
             assert resp.status_code == 200, resp.text
             auth = {"Authorization": f"Bearer {resp.json()['access_token']}"}
             assert (await http.get("/api/v1/users", headers=auth)).status_code == 403
+            # The sites' districts travel with their telemetry, and a siren post's district
+            # in the inventory is the one its gateway sends.
+            assert set(districts.values()) == {"xihu", "shangcheng"}, districts
+            sirens = (await http.get("/api/v1/sirens", headers=auth)).json()
+            assert len(sirens) == 2
+            for siren in sirens:
+                assert siren["district"] == districts[siren["gateway"]], (siren, districts)
 
             async def latest_complete() -> bool:
                 r = await http.get("/api/v1/sites/shelter-01/latest", headers=auth)

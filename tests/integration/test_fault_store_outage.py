@@ -171,3 +171,20 @@ async def test_spool_keeps_order_across_a_restart_and_drops_only_counted(tmp_pat
         assert first is not None and int(first.samples[0].fields["seq"]) == spool.dropped
     async with Spool(path, settings) as spool:
         assert spool.dropped + spool.records == 300  # the drop count is persistent
+
+
+async def test_spool_keeps_the_district(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    samples = [
+        Sample("door", "s1", "g", "d", T0, {"open": True}, "xihu"),
+        Sample("door", "s2", "g", "d", T0, {"open": True}),
+    ]
+    statuses = [DeviceStatus("s1", "g", "d", "door", T0, True, district="xihu")]
+    async with Spool(path, SpoolSettings(path=path)) as spool:
+        await spool.append("samples", samples)
+        await spool.append("statuses", statuses)
+        first = await spool.oldest()
+        assert first is not None and first.samples == samples
+        await spool.remove(first)
+        second = await spool.oldest()
+        assert second is not None and second.statuses == statuses

@@ -10,7 +10,14 @@ from platform_helpers import gateways_for, mqtt_settings, running
 from servers import MosquittoServer, wait_until
 
 from firmware_sim import Fleet, FleetSpec
-from shelterwatch.contract import DeviceData, DeviceState, GatewayState, TopicKind, parse_topic
+from shelterwatch.contract import (
+    DEFAULT_PREFIX,
+    DeviceData,
+    DeviceState,
+    GatewayState,
+    TopicKind,
+    parse_topic,
+)
 from shelterwatch.mqtt_client import Message, MqttClient
 
 
@@ -19,8 +26,10 @@ class Recorder:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.prefix = DEFAULT_PREFIX
 
     async def run(self, client: MqttClient, prefix: str) -> None:
+        self.prefix = prefix
         await client.subscribe([f"{prefix}/#"])
         async for m in client.messages():
             self.messages.append(m)
@@ -28,7 +37,7 @@ class Recorder:
     def of(self, kind: TopicKind, device: str = "") -> list[Message]:
         out = []
         for m in self.messages:
-            t = parse_topic(m.topic)
+            t = parse_topic(m.topic, self.prefix)
             if t.kind is kind and (not device or t.device == device):
                 out.append(m)
         return out
@@ -92,7 +101,8 @@ async def test_device_that_stops_answering_goes_offline_and_comes_back(
 async def test_gateway_state_is_retained_and_will_marks_it_offline(
     mosquitto: MosquittoServer,
 ) -> None:
-    mqtt = mqtt_settings(mosquitto.port)
+    # A prefix of its own: other tests' gateways leave retained states under the default one.
+    mqtt = mqtt_settings(mosquitto.port, prefix=f"gs{uuid.uuid4().hex[:8]}/v1")
     async with Fleet(FleetSpec(shelters=1, sirens=0)) as fleet:
         (gw,) = gateways_for(fleet, mqtt)
         async with running(gw.run()):
@@ -108,6 +118,16 @@ async def test_gateway_state_is_retained_and_will_marks_it_offline(
                     state = GatewayState.model_validate_json(first.payload)
                     assert state.online and state.site == "shelter-01"
                     assert sorted(state.devices) == ["door", "env", "power", "vent", "water"]
+                    # The gateway's district goes in its state and in every data message.
+                    assert state.district == fleet.district("shelter-01") == "xihu"
+                    await wait_until(
+                        lambda: bool(rec.of(TopicKind.DEVICE_DATA)), 5, "data messages"
+                    )
+                    data = [
+                        DeviceData.model_validate_json(m.payload)
+                        for m in rec.of(TopicKind.DEVICE_DATA)
+                    ]
+                    assert {(d.site, d.district) for d in data} == {("shelter-01", "xihu")}
         # A clean stop publishes offline.
         async with MqttClient(mqtt, "after") as sub:
             rec = Recorder()

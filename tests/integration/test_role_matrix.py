@@ -108,6 +108,20 @@ ACCESS: dict[tuple[str, str], Access] = {
     # A drill's cancel needs commands.operate, a real order's commands.approve (the service).
     ("POST",   "/api/v1/conversions/{order_id}/cancel"):  Role.DUTY_OFFICER,
     ("GET",    "/api/v1/conversions/{order_id}/report"):  Role.VIEWER,
+    ("GET",    "/api/v1/maintenance/programme"):     Role.VIEWER,
+    ("GET",    "/api/v1/maintenance/sites/{site}"):  Role.VIEWER,
+    # alerts.ack: the maintainer on site who takes equipment in hand, and the roles above.
+    ("POST",   "/api/v1/maintenance/sites/{site}/items/{item}/confirm"): Role.MAINTAINER,
+    ("GET",    "/api/v1/maintenance/sites/{site}/readiness"):  Role.VIEWER,
+    ("GET",    "/api/v1/maintenance/sites/{site}/report"):     Role.VIEWER,
+    ("GET",    "/api/v1/maintenance/districts/{district}/report"): Role.VIEWER,
+    ("POST",   "/api/v1/maintenance/sweep"):         Role.MAINTAINER,
+    ("GET",    "/api/v1/work-orders"):               Role.VIEWER,
+    ("POST",   "/api/v1/work-orders"):               Role.MAINTAINER,
+    ("GET",    "/api/v1/work-orders/{order_id}"):    Role.VIEWER,
+    ("POST",   "/api/v1/work-orders/{order_id}/start"):  Role.MAINTAINER,
+    ("POST",   "/api/v1/work-orders/{order_id}/close"):  Role.MAINTAINER,
+    ("POST",   "/api/v1/work-orders/{order_id}/cancel"): Role.MAINTAINER,
 }
 # fmt: on
 

@@ -85,6 +85,24 @@ async def test_layout_and_gateway_config(fleet: Fleet) -> None:
     }
     assert [d["id"] for d in first["devices"]] == ["door", "vent", "water", "env", "power"]
     assert [d["id"] for d in configs[2]["devices"]] == ["siren"]
+    # Sites take the spec's districts in turn; shelters and siren posts are counted apart.
+    assert [c["district"] for c in configs] == ["xihu", "shangcheng", "xihu", "shangcheng"]
+    assert [fleet.district(c["site"]) for c in configs] == [c["district"] for c in configs]
+
+
+def test_gateway_config_districts_of_banks_and_none() -> None:
+    banked = Fleet(FleetSpec(shelters=0, sirens=5, sirens_per_server=2, districts=("a", "b")))
+    configs = banked.gateway_config("127.0.0.1", 1883, "shelterwatch/v1")
+    assert [(c["site"], c["district"]) for c in configs] == [
+        ("siren-bank-01", "a"),
+        ("siren-bank-02", "b"),
+        ("siren-bank-03", "a"),
+    ]
+    # A post in a bank is in its bank's district.
+    assert banked.district("siren-03") == "b"
+    plain = Fleet(FleetSpec(shelters=1, sirens=0, districts=()))
+    (config,) = plain.gateway_config("127.0.0.1", 1883, "shelterwatch/v1")
+    assert "district" not in config and plain.district("shelter-01") is None
 
 
 async def test_registers_decode_to_the_simulated_values(fleet: Fleet) -> None:

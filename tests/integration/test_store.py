@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -142,6 +143,54 @@ async def test_newest_status_wins_regardless_of_arrival(store: TimeSeriesStore) 
     assert value.unit == "dB"
 
 
+async def _stored_districts(store: TimeSeriesStore) -> set[tuple[str, str, str | None]]:
+    """(measurement, device, district) of everything stored; None: no district at all."""
+    if isinstance(store, InfluxStore):
+        (result,) = await store.query("SHOW SERIES")
+        out: set[tuple[str, str, str | None]] = set()
+        for series in result.get("series", []):
+            for (key,) in series["values"]:
+                measurement, *pairs = key.split(",")
+                tags = dict(pair.split("=", 1) for pair in pairs)
+                out.add((measurement, tags["device"], tags.get("district")))
+        return out
+    assert isinstance(store, SqliteStore)
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(store.path)) as conn:
+        rows = conn.execute(
+            "SELECT measurement, device, district FROM samples UNION "
+            "SELECT 'device_status', device, district FROM device_status"
+        ).fetchall()
+    return {(m, d, district) for m, d, district in rows}
+
+
+async def test_district_is_stored_only_when_given(store: TimeSeriesStore) -> None:
+    await store.write(
+        [
+            Sample("door", "s1", "gw", "d1", T0, {"open": True}, "xihu"),
+            Sample("door", "s2", "gw2", "d2", T0, {"open": False}),
+        ]
+    )
+    await store.write_status(
+        [
+            DeviceStatus("s1", "gw", "d1", "door", T0, True, district="xihu"),
+            DeviceStatus("s2", "gw2", "d2", "door", T0, True),
+        ]
+    )
+    assert await _stored_districts(store) == {
+        ("door", "d1", "xihu"),
+        ("door", "d2", None),
+        ("device_status", "d1", "xihu"),
+        ("device_status", "d2", None),
+    }
+    # Reads are as before: the district changes no answer.
+    assert [v.value for v in await store.latest("s1")] == [True]
+    assert [v.value for v in await store.latest("s2")] == [False]
+    assert await store.count("door") == 2
+    assert await store.sites() == ["s1", "s2"]
+
+
 # -- InfluxDB only -------------------------------------------------------------------------
 
 
@@ -249,6 +298,52 @@ async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
         assert latest[("d1", "door", "cycles")].value == 12
         assert await st.count("door") == 1
         assert await st.sites() == ["s1"]
+
+
+# The schema before the district column, as shelterwatch 0.1 created it.
+_SCHEMA_BEFORE_DISTRICT = """
+CREATE TABLE samples (
+    ts_ms INTEGER NOT NULL, measurement TEXT NOT NULL, site TEXT NOT NULL,
+    gateway TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, vtype TEXT NOT NULL,
+    num, txt TEXT
+);
+CREATE UNIQUE INDEX samples_point ON samples (site, measurement, device, point, ts_ms, gateway);
+CREATE TABLE device_status (
+    site TEXT NOT NULL, gateway TEXT NOT NULL, device TEXT NOT NULL, kind TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL, online INTEGER NOT NULL, error TEXT NOT NULL, units TEXT NOT NULL,
+    PRIMARY KEY (site, gateway, device)
+);
+INSERT INTO samples VALUES (1700000000000, 'door', 's1', 'gw', 'd1', 'cycles', 'i', 7, NULL);
+INSERT INTO device_status VALUES ('s1', 'gw', 'd1', 'door', 1700000000000, 1, '', '{}');
+"""
+
+
+async def test_sqlite_adds_the_district_column_to_an_older_file(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executescript(_SCHEMA_BEFORE_DISTRICT)
+    async with SqliteStore(path) as st:
+        # Old rows read as before, with no district.
+        assert [(v.point, v.value) for v in await st.latest("s1")] == [("cycles", 7)]
+        await st.write([Sample("door", "s1", "gw", "d1", T0 + 1, {"cycles": 8}, "xihu")])
+        await st.write_status(
+            [DeviceStatus("s1", "gw", "d1", "door", T0 + 1, True, "", {}, "xihu")]
+        )
+        assert await st.count("door") == 2
+        assert await _stored_districts(st) == {
+            ("door", "d1", None),
+            ("door", "d1", "xihu"),
+            ("device_status", "d1", "xihu"),
+        }
+    # Opening it again (now current) changes nothing.
+    async with SqliteStore(path) as st:
+        assert [(v.point, v.value) for v in await st.latest("s1")] == [("cycles", 8)]
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        for table in ("samples", "device_status"):
+            columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+            assert columns.count("district") == 1
 
 
 async def test_sqlite_is_wal_and_full_sync(sqlite_store: SqliteStore) -> None:

@@ -3,7 +3,9 @@ collector → InfluxDB or SQLite."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sqlite3
 import time
 import uuid
 
@@ -14,6 +16,8 @@ from servers import MosquittoServer, wait_until
 from firmware_sim import Fleet, FleetSpec
 from shelterwatch.profiles import load_profile
 from shelterwatch.store import LatestValue, TimeSeriesStore
+from shelterwatch.store.influx import InfluxStore
+from shelterwatch.store.sqlite import SqliteStore
 
 
 def _close(a: object, b: object) -> bool:
@@ -85,6 +89,31 @@ async def test_simulator_values_arrive_in_the_store(
     assert collector.stats.malformed == 0
     assert collector.stats.missing == 0
     assert await store.count("ventilation", site="shelter-01") >= 1
+    # Each site's district (its gateway's setting) is stored with its readings and states.
+    expected_districts = {(site, fleet.district(site)) for site in fleet.sites}
+    assert ("shelter-01", "xihu") in expected_districts
+    assert await _site_districts(store, "device_status") == expected_districts
+    assert await _site_districts(store, "ventilation") == {("shelter-01", "xihu")}
+
+
+async def _site_districts(store: TimeSeriesStore, measurement: str) -> set[tuple[str, str | None]]:
+    """(site, district) of what is stored in ``measurement``; None: no district."""
+    if isinstance(store, InfluxStore):
+        (result,) = await store.query(f'SHOW SERIES FROM "{measurement}"')
+        out: set[tuple[str, str | None]] = set()
+        for series in result.get("series", []):
+            for (key,) in series["values"]:
+                tags = dict(pair.split("=", 1) for pair in key.split(",")[1:])
+                out.add((tags["site"], tags.get("district")))
+        return out
+    assert isinstance(store, SqliteStore)
+    with contextlib.closing(sqlite3.connect(store.path)) as conn:
+        if measurement == "device_status":
+            rows = conn.execute("SELECT DISTINCT site, district FROM device_status").fetchall()
+        else:
+            sql = "SELECT DISTINCT site, district FROM samples WHERE measurement = ?"
+            rows = conn.execute(sql, (measurement,)).fetchall()
+    return {(site, district) for site, district in rows}
 
 
 def load_profile_unit(row: LatestValue) -> str:

@@ -208,6 +208,8 @@ def test_negative_times_and_seq_rejected(model: type[Any], payload: dict[str, An
         (GatewayState, {"online": True, "ts": TS}),
         (DeviceData, {"ts": TS, "seq": 0, "quality": {"p": "good"}}),
         (DeviceData, {"ts": TS, "seq": 0, "site": "a/b"}),
+        (DeviceData, {"ts": TS, "seq": 0, "district": "Xi Hu"}),
+        (GatewayState, {"online": True, "ts": TS, "site": "s", "district": ""}),
         (CommandAck, {"id": "c1", "state": "done", "ts": TS}),
         (CommandAck, {"id": "", "state": "accepted", "ts": TS}),
         (CommandRequest, {"id": "c", "device": "siren", "action": "", "ts": TS, "expires": TS}),
@@ -245,7 +247,11 @@ def test_payloads_are_frozen() -> None:
 def test_defaults() -> None:
     data = DeviceData(ts=TS, seq=0)
     assert (data.values, data.quality, data.full, data.historical) == ({}, {}, False, False)
-    assert data.site is None and data.kind is None
+    assert data.site is None and data.kind is None and data.district is None
+    # Messages from before the district field stay valid, and none is written back.
+    state = GatewayState.model_validate({"online": True, "ts": TS, "site": "s"})
+    assert state.district is None and b"district" not in state.to_json()
+    assert b"district" not in data.to_json()
     assert PointInfo().kind == "number"
     assert Alert(active=True, ts=TS).severity == "warning"
 
@@ -253,10 +259,12 @@ def test_defaults() -> None:
 EXAMPLES = [
     GatewayState(online=True, ts=TS, site="shelter-01", version="0.1.0", devices=["door", "vent"]),
     GatewayState(online=False, ts=TS, site="shelter-01"),
+    GatewayState(online=True, ts=TS, site="shelter-01", district="xihu"),
     DeviceData(
         ts=TS,
         seq=42,
         site="shelter-01",
+        district="xihu",
         kind="ventilation",
         values={"mode": "filtered", "fan_running": True, "fan_hours": 12873, "airflow": 1180.5},
         quality={"overpressure": Quality.BAD, "filter_dp": Quality.STALE},

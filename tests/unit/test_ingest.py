@@ -59,6 +59,34 @@ def test_device_state_carries_units_and_site_from_gateway_state() -> None:
     )
 
 
+def test_district_travels_from_messages_to_records() -> None:
+    ing = Ingest(P)
+    data = f"{P}/gw/gw-1/dev/vent/data"
+    # Without a district anywhere (an older gateway): no district, not an invented one.
+    old = ing.convert(data, _data(0), NOW)
+    assert isinstance(old, Sample) and old.district == ""
+    # A data message names its own district.
+    rec = ing.convert(data, _data(1, district="xihu"), NOW)
+    assert isinstance(rec, Sample) and rec.district == "xihu"
+    # The gateway state's district stands in for a data message without one, and goes on
+    # the device statuses, which carry no district of their own.
+    gw_state = {"online": True, "ts": NOW, "site": "shelter-01", "district": "shangcheng"}
+    ing.convert(f"{P}/gw/gw-1/state", json.dumps(gw_state).encode(), NOW)
+    rec = ing.convert(data, _data(2), NOW)
+    assert isinstance(rec, Sample) and rec.district == "shangcheng"
+    dev_state = {"online": True, "ts": NOW, "kind": "ventilation"}
+    status = ing.convert(f"{P}/gw/gw-1/dev/vent/state", json.dumps(dev_state).encode(), NOW)
+    assert isinstance(status, DeviceStatus) and status.district == "shangcheng"
+    # A gateway whose district was removed stores none again.
+    gw_state.pop("district")
+    ing.convert(f"{P}/gw/gw-1/state", json.dumps(gw_state).encode(), NOW)
+    rec = ing.convert(data, _data(3), NOW)
+    assert isinstance(rec, Sample) and rec.district == ""
+    # A district that is not a slug makes the message malformed, like a bad site.
+    assert ing.convert(data, _data(4, district="Xi Hu"), NOW) is None
+    assert ing.stats.malformed == 1
+
+
 def test_malformed_and_unknown_are_counted_not_raised() -> None:
     ing = Ingest(P)
     assert ing.convert(f"{P}/gw/gw-1/dev/vent/data", b"{not json", NOW) is None

@@ -202,6 +202,27 @@ def test_empty_tag_values_are_left_out() -> None:
     )
 
 
+def test_district_is_a_tag_in_sorted_order() -> None:
+    s = sample(site="shelter-01", gateway="gw-1", device="vent", district="xihu")
+    assert format_samples([s]) == (
+        b"ventilation,device=vent,district=xihu,gateway=gw-1,site=shelter-01 "
+        b"rpm=1200i 1700000000123\n"
+    )
+    # Two districts of one device are two series (the series key cache keeps them apart).
+    lines = format_samples([s, sample(site="shelter-01", gateway="gw-1", device="vent")])
+    assert lines.splitlines()[1].startswith(b"ventilation,device=vent,gateway=gw-1,site=")
+    st = DeviceStatus("shelter-01", "gw-1", "vent", "ventilation", 5, True, district="xihu")
+    assert format_statuses([st]).startswith(
+        b"device_status,device=vent,district=xihu,gateway=gw-1,kind=ventilation,site=shelter-01 "
+    )
+
+
+def test_no_district_writes_no_tag() -> None:
+    assert b"district" not in format_samples([sample(district="")])
+    st = DeviceStatus("s1", "gw1", "fan1", "ventilation", 5, True)
+    assert b"district" not in format_statuses([st])
+
+
 def test_status_line() -> None:
     st = DeviceStatus(
         site="s1",
@@ -277,6 +298,7 @@ def _representable(text: str, special: str) -> bool:
     device=tag_values,
     fields=st.dictionaries(names, field_values, min_size=1, max_size=5),
     ts=st.integers(min_value=0, max_value=2**62),
+    district=tag_values,
 )
 def test_round_trip(
     measurement: str,
@@ -285,10 +307,11 @@ def test_round_trip(
     device: str,
     fields: dict[str, object],
     ts: int,
+    district: str,
 ) -> None:
-    s = Sample(measurement, site, gateway, device, ts, fields)  # type: ignore[arg-type]
+    s = Sample(measurement, site, gateway, device, ts, fields, district)  # type: ignore[arg-type]
     ok = _representable(measurement, ", ") and all(
-        _representable(t, ",= ") for t in (site, gateway, device, *fields)
+        _representable(t, ",= ") for t in (site, gateway, device, district, *fields)
     )
     if not ok:
         with pytest.raises(LineProtocolError):
@@ -296,7 +319,7 @@ def test_round_trip(
         return
     [(meas, tags, parsed, parsed_ts)] = parse_lines(format_samples([s]))
     assert meas == measurement
-    expected_tags = {"site": site, "gateway": gateway, "device": device}
+    expected_tags = {"site": site, "gateway": gateway, "device": device, "district": district}
     assert tags == {k: v for k, v in expected_tags.items() if v}
     assert parsed_ts == ts
     assert parsed == fields

@@ -1,0 +1,110 @@
+"""Work orders: made by hand, from a degradation alert or for a programme item coming due;
+started, closed with a note (audited) or cancelled (docs/maintenance.md).
+
+Reading needs ``sites.read``; everything else ``alerts.ack`` (the maintainers and above).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
+
+from control.api.deps import BAD_JSON, FORBIDDEN, UNAUTHORIZED, Allow, StrictQuery
+from control.api.maintenance import ANSWERS, http_error, maintenance_service
+from control.auth import Permission, Principal
+from control.maintenance import MaintenanceError
+from control.maintenance.models import (
+    AlertWorkOrderRequest,
+    WorkOrderClose,
+    WorkOrderPublic,
+    WorkOrderRequest,
+    WorkOrderStart,
+)
+from shelterwatch.contract import SLUG_PATTERN
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/api/v1/work-orders",
+    tags=["work-orders"],
+    dependencies=[StrictQuery],
+    responses={401: UNAUTHORIZED, 403: FORBIDDEN},
+)
+
+Reader = Annotated[Principal, Allow(Permission.SITES_READ)]
+Maintainer = Annotated[Principal, Allow(Permission.ALERTS_ACK)]
+OrderId = Annotated[str, Path(pattern=r"^wo-[0-9a-f]{12}$")]
+
+
+@router.get("")
+async def list_work_orders(
+    _user: Reader,
+    request: Request,
+    site: Annotated[str | None, Query(pattern=SLUG_PATTERN, max_length=64)] = None,
+    state: Annotated[str | None, Query(pattern="^(open|in_progress|done|cancelled)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[WorkOrderPublic]:
+    """Work orders, the earliest due first."""
+    return await maintenance_service(request).orders(
+        sites=[site] if site else None, states=[state] if state else None, limit=limit
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={**BAD_JSON, **ANSWERS})
+async def create_work_order(
+    body: WorkOrderRequest | AlertWorkOrderRequest, user: Maintainer, request: Request
+) -> WorkOrderPublic:
+    """A work order by hand (site and title, optionally a programme item), or for an alert
+    (``alert_id``: one per alert, 409 after)."""
+    try:
+        return await maintenance_service(request).create_order(body, actor=user.username)
+    except MaintenanceError as exc:
+        raise http_error(exc) from exc
+
+
+@router.get("/{order_id}", responses=ANSWERS)
+async def get_work_order(order_id: OrderId, _user: Reader, request: Request) -> WorkOrderPublic:
+    try:
+        return await maintenance_service(request).get_order(order_id)
+    except MaintenanceError as exc:
+        raise http_error(exc) from exc
+
+
+@router.post("/{order_id}/start", responses={**BAD_JSON, **ANSWERS})
+async def start_work_order(
+    order_id: OrderId, body: WorkOrderStart, user: Maintainer, request: Request
+) -> WorkOrderPublic:
+    """open → in_progress, optionally (re)assigned."""
+    try:
+        return await maintenance_service(request).start_order(
+            order_id, actor=user.username, assignee=body.assignee
+        )
+    except MaintenanceError as exc:
+        raise http_error(exc) from exc
+
+
+@router.post("/{order_id}/close", responses={**BAD_JSON, **ANSWERS})
+async def close_work_order(
+    order_id: OrderId, body: WorkOrderClose, user: Maintainer, request: Request
+) -> WorkOrderPublic:
+    """Done, with a closing note (audited). An order about a programme item records it done."""
+    try:
+        return await maintenance_service(request).close_order(
+            order_id, actor=user.username, note=body.note
+        )
+    except MaintenanceError as exc:
+        raise http_error(exc) from exc
+
+
+@router.post("/{order_id}/cancel", responses={**BAD_JSON, **ANSWERS})
+async def cancel_work_order(
+    order_id: OrderId, body: WorkOrderClose, user: Maintainer, request: Request
+) -> WorkOrderPublic:
+    """Cancelled, with the reason (audited)."""
+    try:
+        return await maintenance_service(request).cancel_order(
+            order_id, actor=user.username, note=body.note
+        )
+    except MaintenanceError as exc:
+        raise http_error(exc) from exc
