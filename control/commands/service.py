@@ -119,6 +119,9 @@ class CommandService:
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()
         self._queued: set[str] = set()
+        # Published (the broker's PUBACK came) but not yet recorded as sent: the database
+        # failed in between. Recorded first on the next pass, and never published again.
+        self._sent_unrecorded: dict[str, tuple[str, int]] = {}
         self._state = _State.NEW
         self._runner: asyncio.Task[None] | None = None
         self._listeners: list[AnswerListener] = []
@@ -485,6 +488,10 @@ class CommandService:
             await self._publish(client, due)
 
     async def _publish(self, client: MqttClient, due: list[CommandRecord]) -> None:
+        for command_id, (topic, published_ms) in list(self._sent_unrecorded.items()):
+            await records.mark_sent(self.db, command_id, topic, published_ms)
+            del self._sent_unrecorded[command_id]
+        due = [r for r in due if r.id not in self._sent_unrecorded]
         if not due:
             return
         # One pass at a time across replicas; what another replica published while this one
@@ -527,7 +534,9 @@ class CommandService:
                 continue
             except TimeoutError as exc:
                 raise ConnectError(f"no PUBACK for command {record.id}") from exc
+            self._sent_unrecorded[record.id] = (topic, published_ms)
             await records.mark_sent(self.db, record.id, topic, published_ms)
+            del self._sent_unrecorded[record.id]
 
     async def _close(self, command_id: str, state: RecordState, detail: str) -> None:
         outcome = await records.mark_final(self.db, command_id, state, detail)

@@ -50,14 +50,17 @@ async def test_sign_in_and_see_the_fleet_in_chinese(rig: Rig) -> None:
     await expect(page.locator("h1")).to_have_text("全部工程的战备状态")
     rows = page.locator("#fleet-table tbody tr")
     await expect(rows).to_have_count(4)
-    # The critical alert makes shelter-01 not ready; the rest report and have none.
+    # The critical alert makes shelter-01 not ready. shelter-02 has no alert, but no
+    # maintenance is on record in this fresh database: every item is overdue, and the row
+    # says so with the points it costs.
     await expect(page.locator("tr[data-site=shelter-01]")).to_have_attribute(
         "data-readiness", "not_ready"
     )
     await expect(page.locator("tr[data-site=shelter-01]")).to_contain_text("未就绪")
     await expect(page.locator("tr[data-site=shelter-02]")).to_have_attribute(
-        "data-readiness", "ready"
+        "data-readiness", "attention"
     )
+    await expect(page.locator("tr[data-site=shelter-02]")).to_contain_text("维护项目逾期")
     await expect(page.locator("tr[data-site=siren-01] td").nth(1)).to_have_text("north")
     await rig.shot(page, "fleet", docs=True)
     # Filter by district: only the siren post of the north is left.

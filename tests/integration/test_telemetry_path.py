@@ -38,7 +38,8 @@ async def test_simulator_values_arrive_in_the_store(
     mosquitto: MosquittoServer, store: TimeSeriesStore
 ) -> None:
     started_ms = time.time_ns() // 1_000_000
-    mqtt = mqtt_settings(mosquitto.port)
+    # A prefix of its own: retained states other tests left under the default are not ours.
+    mqtt = mqtt_settings(mosquitto.port, prefix=f"t{uuid.uuid4().hex[:6]}/v1")
     async with Fleet(FleetSpec(shelters=1, sirens=1, tick_s=0.2)) as fleet:
         gateways = gateways_for(fleet, mqtt, snapshot_interval_s=0.5)
         collector = collector_for(store, mqtt, client_id=f"c-{uuid.uuid4().hex[:8]}")
@@ -131,7 +132,8 @@ def load_profile_unit(row: LatestValue) -> str:
 async def test_broker_restart_loses_no_telemetry(
     mosquitto: MosquittoServer, sqlite_store: TimeSeriesStore
 ) -> None:
-    mqtt = mqtt_settings(mosquitto.port)
+    # A prefix of its own: retained states other tests left under the default are not ours.
+    mqtt = mqtt_settings(mosquitto.port, prefix=f"t{uuid.uuid4().hex[:6]}/v1")
     async with Fleet(FleetSpec(shelters=1, sirens=1, tick_s=0.1)) as fleet:
         gateways = gateways_for(fleet, mqtt, interval_s=0.1, snapshot_interval_s=1)
         collector = collector_for(sqlite_store, mqtt, client_id=f"c-{uuid.uuid4().hex[:8]}")
