@@ -35,9 +35,7 @@ def _outbox_depth(path: Path) -> int:
         return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
 
-async def test_broker_down_loses_nothing(
-    broker: MosquittoServer, tmp_path: Path
-) -> None:
+async def test_broker_down_loses_nothing(broker: MosquittoServer, tmp_path: Path) -> None:
     mqtt = mqtt_settings(broker.port)
     async with (
         Fleet(FleetSpec(shelters=1, sirens=0, tick_s=0.2)) as fleet,
