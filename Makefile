@@ -51,7 +51,7 @@ pytest: $(STAMP) system-deps
 test: lint typecheck pytest
 
 # Every benchmark in bench/, each against the limit it measures in the same run; the table
-# goes to docs/performance.md. About 5 minutes on 2 cores.
+# goes to docs/performance.md. About 7 minutes on 2 cores.
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/report.py
 
