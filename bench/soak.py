@@ -236,6 +236,11 @@ async def soak(minutes: float, late_s: float, work: Path) -> dict[str, Any]:
             "collector_rss_growth_kb": collector_rss[1] - collector_rss[0],
             "gateway_rss_growth_kb_max": max(b - a for a, b in gateway_rss),
             "fd_growth_max": max(g["fds"][1] - g["fds"][0] for g in growth.values()),
+            # Readings stored exactly once over the readings the broker carried (the limit
+            # measured in the same run): 1.0 is the promise.
+            "ratio": round((len(expected) - len(lost_keys) - gaps) / len(expected), 6)
+            if expected
+            else 1.0,
             "per_service": growth,
         }
     finally:
