@@ -46,7 +46,8 @@ class Recorder:
 async def test_device_that_stops_answering_goes_offline_and_comes_back(
     mosquitto: MosquittoServer,
 ) -> None:
-    mqtt = mqtt_settings(mosquitto.port)
+    # A prefix of its own: other tests leave retained device states under the default one.
+    mqtt = mqtt_settings(mosquitto.port, prefix=f"gw{uuid.uuid4().hex[:8]}/v1")
     async with Fleet(FleetSpec(shelters=1, sirens=0, tick_s=0.2)) as fleet:
         (gw,) = gateways_for(fleet, mqtt, interval_s=0.2, snapshot_interval_s=5)
         rec = Recorder()
@@ -138,7 +139,7 @@ async def test_gateway_state_is_retained_and_will_marks_it_offline(
 
 
 async def test_block_reads_and_broker_restart(mosquitto: MosquittoServer) -> None:
-    mqtt = mqtt_settings(mosquitto.port)
+    mqtt = mqtt_settings(mosquitto.port, prefix=f"gw{uuid.uuid4().hex[:8]}/v1")
     async with Fleet(FleetSpec(shelters=1, sirens=1)) as fleet:
         gws = gateways_for(fleet, mqtt)
         # A 9-point ventilation profile takes 3 requests (holding, coil, input), not 9.
