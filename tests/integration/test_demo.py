@@ -191,7 +191,8 @@ async def _banner_of_a_run(data_dir: Path) -> str:
         if demo.returncode is None:
             demo.send_signal(signal.SIGINT)
         try:
-            await asyncio.wait_for(demo.wait(), 20)
+            # Ctrl-C closes every service in turn; on a busy machine that can take a while.
+            await asyncio.wait_for(demo.wait(), 60)
         except TimeoutError:
             demo.kill()
             await demo.wait()

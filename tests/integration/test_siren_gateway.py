@@ -232,12 +232,14 @@ def expected(start: float, signal: SignalSpec) -> list[tuple[float, float]]:
     return out
 
 
-def assert_matches(timeline: list[tuple[float, float]], signal: SignalSpec) -> None:
+def assert_matches(
+    timeline: list[tuple[float, float]], signal: SignalSpec, tolerance_s: float = 0.1
+) -> None:
     assert timeline, "the siren never sounded"
     want = expected(timeline[0][0], signal)
     assert len(timeline) == len(want), (timeline, want)
     for (a, b), (wa, wb) in zip(timeline, want, strict=True):
-        assert abs(a - wa) <= 0.1 and abs(b - wb) <= 0.1, (timeline, want)
+        assert abs(a - wa) <= tolerance_s and abs(b - wb) <= tolerance_s, (timeline, want)
 
 
 async def test_a_silent_test_over_20_sirens_reports_exactly_the_faulted_two(setup) -> None:  # type: ignore[no-untyped-def]
@@ -326,7 +328,10 @@ async def test_a_signal_runs_to_the_end_while_the_broker_is_down(  # type: ignor
         "siren-21": "sounded",
     }
     for siren in ("siren-06", "siren-21"):
-        assert_matches(fleet.sirens[siren].timeline, signal)
+        # Every segment sounded, in order: the signal ran to the end. Mosquitto is stopped
+        # and started on the same two cores meanwhile, so the timing is held to 0.3 s here;
+        # the 100 ms accuracy is test_the_sound_follows_the_signal_pattern's to prove.
+        assert_matches(fleet.sirens[siren].timeline, signal, tolerance_s=0.3)
 
 
 async def test_a_cancel_stops_every_siren_within_a_second(setup) -> None:  # type: ignore[no-untyped-def]
