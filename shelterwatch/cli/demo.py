@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import secrets
 import signal
 import socket
+import threading
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,8 +110,14 @@ async def run_demo(opts: DemoOptions) -> None:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+            _watchdog(_STOP_DEADLINE_S)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
 
     async with contextlib.AsyncExitStack() as stack:
         if not opts.broker:
@@ -201,6 +209,25 @@ async def run_demo(opts: DemoOptions) -> None:
         except* _Stop:
             log.info("stopping the demo")
     log.info("demo stopped")
+
+
+# Ctrl-C must stop the demo. Every part closes in turn; one that does not within this long
+# would leave the person at the keyboard waiting with no word, so the demo says so and exits.
+_STOP_DEADLINE_S = 30.0
+
+
+def _watchdog(seconds: float) -> None:
+    def expire() -> None:
+        log.error(
+            "the demo did not stop within %.0f s of Ctrl-C; exiting now (its data is in WAL "
+            "databases, which recover on the next start)",
+            seconds,
+        )
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
 
 
 def _port_free(port: int) -> bool:
