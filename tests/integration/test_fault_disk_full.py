@@ -95,6 +95,9 @@ async def test_a_full_disk_under_the_outbox_is_loud_counted_and_harmless(
             errors = gw.outbox.write_errors
             await wait_until(lambda: gw.outbox.write_errors > errors, 10, "disk still full")
             assert gw.connected.is_set()
+            # The collector reconnects on its own backoff, after the gateway; the messages
+            # dropped from the full reserve show there as a gap in seq.
+            await wait_until(lambda: collector.stats.missing > 0, 30, "the gap seen by seq")
     # One clear error for the whole episode, naming the file and what to do.
     errors_logged = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors_logged) == 1, [r.getMessage() for r in errors_logged]
