@@ -12,6 +12,7 @@ from control.alerts import AlertService
 from control.api import (
     activations,
     alerts,
+    areas,
     audit,
     auth,
     cap,
@@ -30,6 +31,7 @@ from control.api import (
     work_orders,
 )
 from control.api.guards import BodySizeLimit, DatabaseUnavailable
+from control.areas import AreaStore
 from control.audit.middleware import AuditMiddleware
 from control.capfeed import CapFeed
 from control.commands import CommandService
@@ -38,6 +40,7 @@ from control.console import create_console
 from control.conversions import ConversionService
 from control.db import Database
 from control.maintenance import MaintenanceService
+from control.maintenance.job import MaintenanceSweeper
 from control.schedules import ScheduleService
 from control.settings import ControlSettings
 from control.sirens import SirenService
@@ -79,6 +82,9 @@ def create_app(settings: ControlSettings) -> FastAPI:
                     programmes=cap_feed,
                 ) as schedule_service,
                 conversion_service,
+                MaintenanceSweeper(
+                    maintenance_service, siren_service, settings.maintenance.sweep_interval_s
+                ),
             ):
                 yield {
                     "settings": settings,
@@ -91,10 +97,11 @@ def create_app(settings: ControlSettings) -> FastAPI:
                     "cap": cap_feed,
                     "conversions": conversion_service,
                     "maintenance": maintenance_service,
+                    "areas": AreaStore(db),
                 }
 
     app = FastAPI(title="Shelterwatch control", version=__version__, lifespan=lifespan)
-    for module in (health, auth, users, sites, history, commands, alerts, audit, schedules):
+    for module in (health, auth, users, areas, sites, history, commands, alerts, audit, schedules):
         app.include_router(module.router)
     app.router.routes.append(activations.from_cap_other_methods)
     for module in (sirens, siren_groups, signals, activations):

@@ -271,6 +271,10 @@ class MaintenanceSettings(BaseModel):
     work_order_days: Annotated[int, Field(ge=1, le=365)] = 14
     # A site whose last completed conversion drill is older than this loses readiness.
     drill_max_age_days: Annotated[int, Field(ge=1, le=3660)] = 365
+    # How often every replica runs the maintenance sweep (work orders for degradation alerts
+    # and due items, telemetry evidence, readiness history in the time-series store); 0 runs
+    # it only when POST /api/v1/maintenance/sweep asks.
+    sweep_interval_s: Annotated[float, Field(ge=0, le=86400)] = 300.0
 
 
 class ControlSettings(ServiceSettings):

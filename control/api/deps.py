@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from control.areas import AreaStore, Scope
 from control.auth import (
     MINIMUM_ROLE,
     Accounts,
@@ -41,9 +42,11 @@ __all__ = [
     "UNAUTHORIZED",
     "AccountsDep",
     "Allow",
+    "AreasDep",
     "CurrentUser",
     "DatabaseDep",
     "ErrorDetail",
+    "ScopeDep",
     "SessionsDep",
     "SettingsDep",
     "StoreDep",
@@ -96,7 +99,13 @@ def _database(request: Request) -> Database:
     return db
 
 
+def _areas(request: Request) -> AreaStore:
+    areas: AreaStore = request.state.areas
+    return areas
+
+
 SettingsDep = Annotated[ControlSettings, Depends(_settings)]
+AreasDep = Annotated[AreaStore, Depends(_areas)]
 StoreDep = Annotated[TimeSeriesStore, Depends(_store)]
 DatabaseDep = Annotated[Database, Depends(_database)]
 
@@ -180,6 +189,16 @@ async def _current_user(
 
 
 CurrentUser = Annotated[Principal, Depends(_current_user)]
+
+
+async def _scope(user: CurrentUser, areas: AreasDep) -> Scope:
+    return Scope(await areas.current(), user.area)
+
+
+# Where the caller may see and act (control/areas/scope.py). A route that reads or changes
+# anything placed in an area takes it, and answers 404 for what lies outside, as if it did
+# not exist, so that nothing about a neighbouring area leaks.
+ScopeDep = Annotated[Scope, Depends(_scope)]
 
 
 def require_role(minimum: Role) -> Any:

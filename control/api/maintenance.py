@@ -1,8 +1,8 @@
 """Maintenance: the programme, each site's items (due, done, overdue, with evidence), a
 person's confirmation with a note, readiness, and inspection reports (docs/maintenance.md).
 
-Reading needs ``sites.read``. Confirming an item needs ``alerts.ack``: the maintainer on site
-who takes equipment in hand (a duty officer or commander above may too).
+Reading needs ``maintenance.read`` (viewer). Confirming an item and the sweep need
+``maintenance.write``: the maintainer who does the work (and every role above).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from control.maintenance.models import (
     WorkOrderPublic,
 )
 from control.maintenance.reports import build_report, readiness_public, status_public
+from control.maintenance.service import SirenFacts, siren_facts
 from control.sirens import SirenService
-from control.sirens import inventory as inv
 from shelterwatch.contract import SLUG_PATTERN
 
 __all__ = ["ANSWERS", "http_error", "maintenance_service", "router"]
@@ -48,8 +48,8 @@ router = APIRouter(
     responses={401: UNAUTHORIZED, 403: FORBIDDEN},
 )
 
-Reader = Annotated[Principal, Allow(Permission.SITES_READ)]
-Maintainer = Annotated[Principal, Allow(Permission.ALERTS_ACK)]
+Reader = Annotated[Principal, Allow(Permission.MAINTENANCE_READ)]
+Maintainer = Annotated[Principal, Allow(Permission.MAINTENANCE_WRITE)]
 Site = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
 ItemKey = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
 # Epoch ms between 1970 and 9999.
@@ -130,20 +130,13 @@ async def confirm_item(
     return status_public(found)
 
 
-async def _siren_facts(request: Request, site: str) -> tuple[int, int, str]:
-    sirens: SirenService = request.state.sirens
-    posts = [p for p in await inv.list_sirens(sirens.db) if p.site == site]
-    health = await sirens.with_health(posts)
-    districts = sorted({h.district for h in health if h.district})
-    return sum(1 for h in health if h.flagged), len(health), districts[0] if districts else ""
-
-
 @router.get("/sites/{site}/readiness")
 async def site_readiness(site: Site, _user: Reader, request: Request) -> ReadinessPublic:
     """The site's readiness state and score out of 100; each cause says the points it cost."""
-    flagged, count, district = await _siren_facts(request, site)
+    sirens: SirenService = request.state.sirens
+    facts = (await siren_facts(sirens)).get(site, SirenFacts())
     found = await maintenance_service(request).readiness(
-        site, flagged_sirens=flagged, sirens=count, district=district
+        site, flagged_sirens=facts.flagged, sirens=facts.sirens, district=facts.district
     )
     return readiness_public(found)
 
@@ -211,11 +204,16 @@ async def district_report(
 
 @router.post("/sweep", responses=ANSWERS)
 async def sweep(user: Maintainer, request: Request) -> list[WorkOrderPublic]:
-    """Make the work orders still missing: one per open degradation (trend) alert and one
-    per programme item due or overdue at a site. Returns the new ones; run again, it makes
-    none (a scheduler may call it daily). Under /maintenance rather than /work-orders, where
-    a GET of the same path would be read as a work order's id."""
+    """The sweep the service also runs every ``maintenance.sweep_interval_s``: the work
+    orders still missing (one per open degradation (trend) alert and one per programme item
+    due or overdue at a site), telemetry evidence, and every site's readiness recorded in the
+    time-series store. Returns the new work orders; run again, it makes none. Under
+    /maintenance rather than /work-orders, where a GET of the same path would be read as a
+    work order's id."""
     try:
-        return await maintenance_service(request).generate(actor=user.username)
+        result = await maintenance_service(request).sweep(
+            actor=user.username, sirens=request.state.sirens
+        )
     except MaintenanceError as exc:
         raise http_error(exc) from exc
+    return result.orders

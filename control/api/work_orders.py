@@ -1,7 +1,8 @@
 """Work orders: made by hand, from a degradation alert or for a programme item coming due;
 started, closed with a note (audited) or cancelled (docs/maintenance.md).
 
-Reading needs ``sites.read``; everything else ``alerts.ack`` (the maintainers and above).
+Reading needs ``maintenance.read``; everything else ``maintenance.write`` (the maintainers
+and above).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ router = APIRouter(
     responses={401: UNAUTHORIZED, 403: FORBIDDEN},
 )
 
-Reader = Annotated[Principal, Allow(Permission.SITES_READ)]
-Maintainer = Annotated[Principal, Allow(Permission.ALERTS_ACK)]
+Reader = Annotated[Principal, Allow(Permission.MAINTENANCE_READ)]
+Maintainer = Annotated[Principal, Allow(Permission.MAINTENANCE_WRITE)]
 OrderId = Annotated[str, Path(pattern=r"^wo-[0-9a-f]{12}$")]
 
 

@@ -49,6 +49,7 @@ class UserInfo:
     locked_until_ms: int | None
     created_ms: int
     password_changed_ms: int
+    area: str | None = None
 
     @classmethod
     def of(cls, user: User) -> UserInfo:
@@ -61,6 +62,7 @@ class UserInfo:
             locked_until_ms=user.locked_until_ms,
             created_ms=user.created_ms,
             password_changed_ms=user.password_changed_ms,
+            area=user.area,
         )
 
 
@@ -83,7 +85,14 @@ class Accounts:
             return UserInfo.of(await _user(s, username))
 
     async def create(
-        self, *, actor: str, username: str, password: str, role: Role, full_name: str = ""
+        self,
+        *,
+        actor: str,
+        username: str,
+        password: str,
+        role: Role,
+        full_name: str = "",
+        area: str | None = None,
     ) -> UserInfo:
         if not _USERNAME.fullmatch(username):
             raise BadUsername(
@@ -104,6 +113,7 @@ class Accounts:
                 failed_logins=0,
                 created_ms=now,
                 password_changed_ms=now,
+                area=area,
             )
             s.add(user)
             await s.commit()
@@ -113,7 +123,7 @@ class Accounts:
             actor=actor,
             action="users.create",
             target=f"user:{username}",
-            params={"role": role.value, "full_name": full_name},
+            params={"role": role.value, "full_name": full_name, "area": area},
             result="created",
         )
         return info
@@ -133,6 +143,26 @@ class Accounts:
             action="users.set_role",
             target=f"user:{username}",
             params={"from": old.value, "to": role.value},
+            result="changed",
+        )
+        return info
+
+    async def set_area(self, *, actor: str, username: str, area: str | None) -> UserInfo:
+        """Move a user to another command area (None: every area). The caller checks that
+        the area exists and that they may place people there; the session follows at once,
+        since each request reads the user's area afresh."""
+        async with self.db.session() as s:
+            user = await _user(s, username, lock=True)
+            old = user.area
+            user.area = area
+            await s.commit()
+            info = UserInfo.of(user)
+        await append_audit(
+            self.db,
+            actor=actor,
+            action="users.set_area",
+            target=f"user:{username}",
+            params={"from": old, "to": area},
             result="changed",
         )
         return info

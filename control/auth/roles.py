@@ -68,6 +68,12 @@ class Permission(StrEnum):
     # Changing the siren inventory (posts, groups, imports): it decides which device sounds
     # when an activation names a siren, so it sits with the commanders who approve alerts.
     SIRENS_MANAGE = "sirens.manage"
+    # Reading maintenance: the programme, each site's items and evidence, readiness, reports
+    # and work orders.
+    MAINTENANCE_READ = "maintenance.read"
+    # Maintenance writes: confirming an item done, creating, starting, closing and cancelling
+    # work orders, and the sweep. The maintainer who does the work records it.
+    MAINTENANCE_WRITE = "maintenance.write"
 
 
 MINIMUM_ROLE: dict[Permission, Role] = {
@@ -82,6 +88,8 @@ MINIMUM_ROLE: dict[Permission, Role] = {
     Permission.ALERTS_ACK: Role.MAINTAINER,
     Permission.SIRENS_READ: Role.VIEWER,
     Permission.SIRENS_MANAGE: Role.COMMANDER,
+    Permission.MAINTENANCE_READ: Role.VIEWER,
+    Permission.MAINTENANCE_WRITE: Role.MAINTAINER,
 }
 
 

@@ -41,6 +41,8 @@ class Principal:
     full_name: str
     role: Role
     token_hash: str
+    # The command area the user acts in; None: every area (control/areas/scope.py).
+    area: str | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,9 @@ class Sessions:
         api_token, user = row
         if api_token.revoked or api_token.expires_ms <= now_ms() or not user.active:
             return None
-        return Principal(user.id, user.username, user.full_name, Role(user.role), token_hash)
+        return Principal(
+            user.id, user.username, user.full_name, Role(user.role), token_hash, user.area
+        )
 
     async def logout(self, principal: Principal, *, client: str) -> None:
         async with self.db.session() as s:

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from control.api.guards import DatabaseUnavailable
-from control.console import audit_page, conversions, fleet, live, login, operations
+from control.console import audit_page, conversions, fleet, live, login, operations, work_orders
 from control.console.render import render
 from control.console.security import SecurityHeaders
 
@@ -70,7 +70,7 @@ def create_console() -> FastAPI:
     async def home() -> RedirectResponse:
         return RedirectResponse(f"{MOUNT}/fleet", status_code=303)
 
-    for module in (login, fleet, operations, conversions, audit_page, live):
+    for module in (login, fleet, operations, conversions, work_orders, audit_page, live):
         console.include_router(module.router)
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
     console.add_exception_handler(StarletteHTTPException, _http_error)

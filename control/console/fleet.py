@@ -18,6 +18,7 @@ from control.console.readiness import AlertFact, SiteFacts, SiteReadiness, asses
 from control.console.render import render
 from control.console.thresholds import thresholds_for
 from control.conversions import ConversionService
+from control.maintenance.readiness import NOT_READINGS
 from control.sirens import SirenService
 from control.sirens import inventory as inv
 from shelterwatch.contract import SLUG_PATTERN
@@ -62,7 +63,7 @@ async def postures_of(request: Request) -> dict[str, str]:
 
 async def _latest(store: TimeSeriesStore, site: str) -> list[LatestValue]:
     try:
-        return [row for row in await store.latest(site) if row.kind != "alert"]
+        return [row for row in await store.latest(site) if row.kind not in NOT_READINGS]
     except (ShelterwatchError, OSError) as exc:
         log.warning("console: no readings of site %s: %s", site, exc)
         return []

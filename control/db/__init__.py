@@ -1,5 +1,6 @@
 """The control service's SQL database: models, engine and migrations."""
 
+from control.db.area_models import AreaTreeRecord
 from control.db.cap_models import CapMessage
 from control.db.conversion_models import (
     ConversionEvent,
@@ -27,6 +28,7 @@ from control.db.schedule_models import ScheduleRecord, ScheduleRun
 
 __all__ = [
     "ApiToken",
+    "AreaTreeRecord",
     "AuditEntry",
     "Base",
     "CapMessage",

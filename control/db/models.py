@@ -65,6 +65,8 @@ class User(Base):
     locked_until_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     password_changed_ms: Mapped[int] = mapped_column(BigInteger)
+    # The command area the user acts in (control/areas); None: every area.
+    area: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 

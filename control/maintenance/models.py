@@ -14,6 +14,7 @@ __all__ = [
     "CompletionPublic",
     "Confirmation",
     "ItemStatusPublic",
+    "ReadinessPointPublic",
     "ReadinessPublic",
     "SiteMaintenance",
     "WorkOrderClose",
@@ -82,6 +83,16 @@ class ReadinessPublic(BaseModel):
     score: int
     causes: list[CausePublic]
     reasons: list[str]
+
+
+class ReadinessPointPublic(BaseModel):
+    """A recorded readiness (the maintenance sweep's, in the time-series store)."""
+
+    ts_ms: int
+    score: int
+    state: str
+    # The causes of lost points: ``minor_alerts −3; maintenance_overdue −10``.
+    causes: str
 
 
 class WorkOrderRequest(BaseModel):

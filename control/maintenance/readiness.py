@@ -35,6 +35,7 @@ from enum import IntEnum
 from shelterwatch.store import LatestValue
 
 __all__ = [
+    "NOT_READINGS",
     "READINESS",
     "RULES",
     "AlertFact",
@@ -230,10 +231,15 @@ class SiteReadiness:
     overdue: int = 0
 
 
+# Measurements in the store that are not readings of a device: the alert engine's events and
+# the readiness history the maintenance sweep writes.
+NOT_READINGS = frozenset({"alert", "readiness"})
+
+
 def _devices(latest: Iterable[LatestValue]) -> tuple[int, int | None]:
     newest: dict[str, int] = {}
     for row in latest:
-        if row.kind == "alert":
+        if row.kind in NOT_READINGS:
             continue
         newest[row.device] = max(newest.get(row.device, 0), row.ts_ms)
     return len(newest), max(newest.values(), default=None)

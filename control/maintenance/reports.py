@@ -1,8 +1,11 @@
 """Inspection reports per site and per district for a period: items due, done, overdue with
-their evidence, open work orders and readiness; as JSON, CSV and HTML.
+their evidence, open work orders, readiness now and its history over the period; as JSON,
+CSV and HTML.
 
 The CSV has one line per site and item (``record`` = item), then one per open work order
-(``record`` = work_order), so an inspector can hold it line by line against the binder.
+(``record`` = work_order), then one per change of the recorded readiness (``record`` =
+readiness, with ``at`` and ``score``), so an inspector can hold it line by line against the
+binder.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from control.maintenance.models import (
     CausePublic,
     CompletionPublic,
     ItemStatusPublic,
+    ReadinessPointPublic,
     ReadinessPublic,
     WorkOrderPublic,
 )
@@ -54,6 +58,8 @@ CSV_HEADER = (
     "evidence",
     "done_in_period",
     "assignee",
+    "at",
+    "score",
 )
 
 
@@ -63,6 +69,8 @@ class SiteReport(BaseModel):
     counts: dict[str, int]
     items: list[ItemStatusPublic]
     work_orders: list[WorkOrderPublic]
+    # Each change of the readiness the sweep recorded in the period, oldest first.
+    readiness_history: list[ReadinessPointPublic]
 
 
 class MaintenanceReport(BaseModel):
@@ -126,6 +134,7 @@ async def build_report(
             counts[st.state] = counts.get(st.state, 0) + 1
         readiness = await service.readiness(site, now=until_ms)
         orders = await service.orders(sites=[site], states=["open", "in_progress"], limit=1000)
+        history = await service.readiness_history(site, since_ms, until_ms)
         out.append(
             SiteReport(
                 site=site,
@@ -133,6 +142,12 @@ async def build_report(
                 counts=counts,
                 items=[status_public(s) for s in statuses],
                 work_orders=orders,
+                readiness_history=[
+                    ReadinessPointPublic(
+                        ts_ms=p.ts_ms, score=p.score, state=p.state, causes=p.causes
+                    )
+                    for p in history
+                ],
             )
         )
     return MaintenanceReport(
@@ -181,6 +196,8 @@ def report_csv(report: MaintenanceReport, zone: str = "UTC") -> str:
                     _evidence(item),
                     len(item.done_in_period),
                     "",
+                    "",
+                    "",
                 )
             )
         for order in site.work_orders:
@@ -198,6 +215,27 @@ def report_csv(report: MaintenanceReport, zone: str = "UTC") -> str:
                     order.id,
                     "",
                     order.assignee,
+                    "",
+                    "",
+                )
+            )
+        for point in site.readiness_history:
+            writer.writerow(
+                (
+                    site.site,
+                    "readiness",
+                    "",
+                    "",
+                    "",
+                    point.state,
+                    "",
+                    "",
+                    "",
+                    point.causes,
+                    "",
+                    "",
+                    _when(point.ts_ms, zone),
+                    point.score,
                 )
             )
     return buf.getvalue()
@@ -246,6 +284,19 @@ def report_html(report: MaintenanceReport, zone: str = "UTC") -> str:
             f" {e(o.assignee or 'unassigned')}</li>"
             for o in site.work_orders
         ]
-        parts.append("</ul>")
+        parts.append("</ul><h3>准备状态记录 Readiness history</h3>")
+        if not site.readiness_history:
+            parts.append("<p>No readiness recorded in the period.</p>")
+        else:
+            parts.append(
+                "<table class='readiness-history'><thead><tr><th>at</th><th>score</th>"
+                "<th>state</th><th>causes</th></tr></thead><tbody>"
+            )
+            parts += [
+                f"<tr class='{e(p.state)}'><td>{e(_when(p.ts_ms, zone))}</td><td>{p.score}</td>"
+                f"<td>{e(p.state)}</td><td>{e(p.causes)}</td></tr>"
+                for p in site.readiness_history
+            ]
+            parts.append("</tbody></table>")
     parts.append("</body></html>")
     return "".join(parts)

@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +24,7 @@ from control.maintenance.evidence import DETECTORS
 from control.maintenance.models import AlertWorkOrderRequest, WorkOrderPublic, WorkOrderRequest
 from control.maintenance.programme import Programme, load_programme
 from control.maintenance.readiness import (
+    NOT_READINGS,
     AlertFact,
     DrillFact,
     OverdueFact,
@@ -32,10 +34,24 @@ from control.maintenance.readiness import (
 )
 from control.maintenance.schedule import DAY_MS, ItemStatus, site_status
 from control.settings import ControlSettings
+from control.sirens import SirenService
+from control.sirens import inventory as inv
 from shelterwatch.errors import ShelterwatchError
-from shelterwatch.store import HistoryPoint, LatestValue, TimeSeriesStore
+from shelterwatch.store import HistoryPoint, LatestValue, Sample, TimeSeriesStore
 
-__all__ = ["DEGRADATION_KINDS", "MaintenanceService", "now_ms", "order_public"]
+__all__ = [
+    "DEGRADATION_KINDS",
+    "READINESS_DEVICE",
+    "READINESS_GATEWAY",
+    "READINESS_MEASUREMENT",
+    "MaintenanceService",
+    "ReadinessPoint",
+    "SirenFacts",
+    "SweepResult",
+    "now_ms",
+    "order_public",
+    "siren_facts",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +59,63 @@ log = logging.getLogger(__name__)
 DEGRADATION_KINDS = frozenset({"trend"})
 OPEN_STATES = ("open", "in_progress")
 SCAN_MS = 300_000
+# The readiness history in the time-series store: one series per site, tags site, district,
+# gateway and device (the store's data model wants both; fixed names say where it comes from),
+# fields score (integer), state and causes (text), so Grafana charts it with InfluxQL.
+READINESS_MEASUREMENT = "readiness"
+READINESS_GATEWAY = "control"
+READINESS_DEVICE = "readiness"
+# A report's history is read point by point up to this period; a longer one in buckets.
+_RAW_HISTORY_MS = 35 * DAY_MS
+_HISTORY_POINTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SirenFacts:
+    """A site's siren posts as readiness counts them."""
+
+    flagged: int = 0
+    sirens: int = 0
+    district: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessPoint:
+    ts_ms: int
+    score: int
+    state: str
+    causes: str
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    orders: list[WorkOrderPublic]
+    readiness: list[SiteReadiness]
+    # Whether the readiness history reached the store (False: it was not available).
+    recorded: bool
+
+
+async def siren_facts(sirens: SirenService) -> dict[str, SirenFacts]:
+    """Per site: its flagged siren posts (last test failed, or disabled), how many it has, and
+    its district (the first of its posts' districts, as the fleet view takes it)."""
+    health = await sirens.with_health(await inv.list_sirens(sirens.db))
+    out: dict[str, SirenFacts] = {}
+    for site in sorted({h.site for h in health}):
+        at_site = [h for h in health if h.site == site]
+        districts = sorted({h.district for h in at_site if h.district})
+        out[site] = SirenFacts(
+            sum(1 for h in at_site if h.flagged), len(at_site), districts[0] if districts else ""
+        )
+    return out
+
+
+def causes_text(r: SiteReadiness) -> str:
+    """The causes of lost points in one line: ``minor_alerts −3; maintenance_overdue −10``."""
+    return "; ".join(f"{c.key.removeprefix('reason.')} −{c.points}" for c in r.causes)
+
+
+class _LostRace(Conflict):
+    """The work order's insert lost to another replica's, after it was audited."""
 
 
 def now_ms() -> int:
@@ -85,7 +158,7 @@ class MaintenanceService:
 
     async def _latest(self, site: str) -> list[LatestValue]:
         try:
-            return [r for r in await self.store.latest(site) if r.kind != "alert"]
+            return [r for r in await self.store.latest(site) if r.kind not in NOT_READINGS]
         except (ShelterwatchError, OSError) as exc:
             log.warning("maintenance: no readings of site %s: %s", site, exc)
             return []
@@ -294,7 +367,7 @@ class MaintenanceService:
             try:
                 await s.commit()
             except IntegrityError as exc:
-                raise Conflict(f"a work order for {origin} exists already") from exc
+                raise _LostRace(f"a work order for {origin} exists already") from exc
         return order_public(order)
 
     async def _alert(self, alert_id: int) -> AlertRecord:
@@ -413,7 +486,9 @@ class MaintenanceService:
             log.warning("maintenance: cannot list sites: %s", exc)
             all_sites = []
         for site in all_sites:
-            for st in await self.status(site, now=now):
+            # Without ``now``: the search for evidence is shared with the readiness that a
+            # sweep computes next (once per SCAN_MS per site).
+            for st in await self.status(site):
                 if st.state not in ("due", "overdue"):
                     continue
                 origin = f"item:{site}:{st.item.key}:{st.due_ms}"
@@ -434,8 +509,121 @@ class MaintenanceService:
     ) -> WorkOrderPublic | None:
         try:
             return await self.create_order(body, actor=actor, origin=origin)
-        except Conflict:  # another replica made it in between
+        except _LostRace as exc:
+            # Another replica made it in between. Its creation was audited first, and so was
+            # this one's attempt: the trail says that this one was not made after all.
+            log.info("maintenance: %s", exc)
+            await self._audit_first(
+                actor,
+                "work_orders.create_dropped",
+                origin
+                or (f"alert:{body.alert_id}" if isinstance(body, AlertWorkOrderRequest) else ""),
+                {"reason": str(exc)},
+            )
             return None
+        except Conflict:  # made in between, seen before this one was announced
+            return None
+
+    # -- the sweep ------------------------------------------------------------------------
+
+    async def sweep(
+        self,
+        *,
+        actor: str,
+        sirens: SirenService | None = None,
+        slot_ms: int = 0,
+    ) -> SweepResult:
+        """What the periodic job (job.py) and ``POST /maintenance/sweep`` run: the missing
+        work orders, telemetry evidence, and every site's readiness recorded in the store.
+
+        ``slot_ms`` > 0 puts the readiness points on the start of their slot, so replicas
+        sweeping in the same slot write the same points (the store keeps one per series and
+        time) instead of one each."""
+        orders = await self.generate(actor=actor)
+        facts = await siren_facts(sirens) if sirens is not None else {}
+        try:
+            sites = sorted(set(await self.store.sites()) | set(facts))
+        except (ShelterwatchError, OSError) as exc:
+            log.warning("maintenance: cannot list sites: %s", exc)
+            sites = sorted(facts)
+        found: list[SiteReadiness] = []
+        for site in sites:
+            f = facts.get(site, SirenFacts())
+            found.append(
+                await self.readiness(
+                    site, flagged_sirens=f.flagged, sirens=f.sirens, district=f.district
+                )
+            )
+        now = now_ms()
+        return SweepResult(
+            orders,
+            found,
+            await self.record_readiness(found, now - now % slot_ms if slot_ms else now),
+        )
+
+    async def record_readiness(self, found: Sequence[SiteReadiness], ts_ms: int) -> bool:
+        """Write each site's score, state and causes to the store; False if it refused."""
+        samples = [
+            Sample(
+                READINESS_MEASUREMENT,
+                r.site,
+                READINESS_GATEWAY,
+                READINESS_DEVICE,
+                ts_ms,
+                {"score": r.score, "state": r.state.key, "causes": causes_text(r)},
+                r.district,
+            )
+            for r in found
+        ]
+        if not samples:
+            return True
+        try:
+            await self.store.write(samples)
+        except (ShelterwatchError, OSError) as exc:
+            log.warning("maintenance: the readiness history was not recorded: %s", exc)
+            return False
+        return True
+
+    async def readiness_history(
+        self, site: str, since_ms: int, until_ms: int
+    ) -> list[ReadinessPoint]:
+        """The site's recorded readiness in the period, as its changes: the first point, then
+        each point whose score, state or causes differ from the one before. A period longer
+        than ``_RAW_HISTORY_MS`` is read in buckets (the mean score, the last state)."""
+        span = until_ms - since_ms
+        bucket = None if span <= _RAW_HISTORY_MS else max(3_600_000, span // _HISTORY_POINTS)
+        series: dict[str, list[HistoryPoint]] = {}
+        for name in ("score", "state", "causes"):
+            try:
+                series[name] = await self.store.history(
+                    READINESS_MEASUREMENT,
+                    site,
+                    READINESS_DEVICE,
+                    name,
+                    since_ms,
+                    until_ms,
+                    bucket_ms=bucket,
+                )
+            except (ShelterwatchError, OSError) as exc:
+                log.warning("maintenance: no readiness history of %s: %s", site, exc)
+                series[name] = []
+        states = {p.ts_ms: str(p.value) for p in series["state"]}
+        causes = {p.ts_ms: str(p.value) for p in series["causes"]}
+        out: list[ReadinessPoint] = []
+        for p in series["score"]:
+            if isinstance(p.value, bool) or not isinstance(p.value, int | float):
+                continue
+            point = ReadinessPoint(
+                p.ts_ms, round(p.value), states.get(p.ts_ms, ""), causes.get(p.ts_ms, "")
+            )
+            last = out[-1] if out else None
+            if last is None or (last.score, last.state, last.causes) != (
+                point.score,
+                point.state,
+                point.causes,
+            ):
+                out.append(point)
+        return out
 
     # -- reports --------------------------------------------------------------------------
 

@@ -138,6 +138,7 @@ async def run_demo(opts: DemoOptions) -> None:
             FaultServer(fleet, DEFAULT_CONTROL_PORT if _port_free(DEFAULT_CONTROL_PORT) else 0)
         )
         await _demo_sirens(control, fleet.gateway_config(host, port, mqtt.prefix))
+        await _demo_areas(control, fleet.gateway_config(host, port, mqtt.prefix))
         store = await stack.enter_async_context(open_store(store_url))
         gateways = [
             Gateway(
@@ -310,6 +311,31 @@ async def _demo_users(control: ControlSettings) -> dict[str, str] | None:
 # gives them to its sites in turn (gateway configs, so telemetry carries them), and each siren
 # post's inventory district is its site's.
 _DEMO_DISTRICTS = ("xihu", "shangcheng")
+
+
+_DISTRICT_NAMES = {"xihu": "西湖区", "shangcheng": "上城区"}
+
+
+async def _demo_areas(control: ControlSettings, sites: list[dict[str, object]]) -> None:
+    """Place the demo's sites in a command area tree (province, city, a county per district),
+    so the area views have levels to show. Imported once; a tree someone imported since is
+    theirs and stays."""
+    from control.areas import Area, AreaStore, AreaTree, Level
+    from control.db import Database
+
+    areas = [Area("zj", "浙江省", Level.PROVINCE, None), Area("hz", "杭州市", Level.CITY, "zj")]
+    areas += [Area(d, _DISTRICT_NAMES.get(d, d), Level.COUNTY, "hz") for d in _DEMO_DISTRICTS]
+    # A site may have several gateways (shelter sensors, a siren bank): one area for each site.
+    placed: dict[str, tuple[str, list[str]]] = {}
+    for site in sites:
+        district = str(site.get("district") or _DEMO_DISTRICTS[0])
+        placed.setdefault(str(site["site"]), (district, []))[1].append(str(site["gateway_id"]))
+    for n, (code, (district, gateways)) in enumerate(sorted(placed.items()), start=1):
+        areas.append(Area(code, f"演示工程 {n:02d}", Level.SITE, district, tuple(gateways)))
+    async with Database(control.database_url) as db:
+        store = AreaStore(db)
+        if (await store.current()).empty:
+            await store.replace(AreaTree.build(areas), actor="demo")
 
 
 async def _demo_sirens(control: ControlSettings, sites: list[dict[str, object]]) -> None:

@@ -216,10 +216,11 @@ def control(config: ConfigOption = None) -> None:
 
 
 def _add_groups() -> None:
-    from shelterwatch.cli import audit, dashboards, db, deploy, keys, users
+    from shelterwatch.cli import areas, audit, dashboards, db, deploy, keys, users
 
     app.add_typer(sim_app, name="sim")
     app.add_typer(users.app, name="users", help="User accounts of the control service.")
+    app.add_typer(areas.app, name="areas", help="Command areas: province, city, county, site.")
     app.add_typer(audit.app, name="audit", help="The audit trail: verify and export.")
     app.add_typer(keys.app, name="keys", help="Command-signing keys.")
     app.add_typer(db.app, name="db", help="The control database.")

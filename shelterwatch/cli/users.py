@@ -87,7 +87,23 @@ def _show(info: UserInfo) -> str:
     if info.locked_until_ms is not None:
         state += f", locked until {info.locked_until_ms} ms"
     name = f" ({info.full_name})" if info.full_name else ""
-    return f"{info.username}{name}: {info.role.value}, {state}"
+    area = f" in {info.area}" if info.area else " in every area"
+    return f"{info.username}{name}: {info.role.value}{area}, {state}"
+
+
+async def _checked_area(accounts: Accounts, area: str | None) -> str | None:
+    """An area must exist in the tree in force (``shelterwatch areas import``)."""
+    if area is None:
+        return None
+    from control.areas import AreaStore
+
+    tree = await AreaStore(accounts.db).current()
+    if area not in tree.areas:
+        raise ShelterwatchError(
+            f"no area {area!r} in the area tree (revision {tree.revision}); "
+            "`shelterwatch areas show` lists them"
+        )
+    return area
 
 
 @app.command()
@@ -95,19 +111,46 @@ def create(
     username: Annotated[str, typer.Argument(help="login name: a-z, 0-9, '_', '.', '-'")],
     role: Annotated[str, typer.Option(help=_ROLES)] = "viewer",
     full_name: Annotated[str, typer.Option(help="the person's name, for people")] = "",
+    area: Annotated[
+        str | None, typer.Option(help="the command area the user acts in; left out: every area")
+    ] = None,
     config: ConfigOption = None,
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Create a user (the first one should be an admin)."""
     chosen = _role(role)
     password = _password(password_stdin)
-    info = _run(
-        config,
-        lambda a: a.create(
-            actor=_actor(), username=username, password=password, role=chosen, full_name=full_name
-        ),
-    )
+
+    async def make(a: Accounts) -> UserInfo:
+        return await a.create(
+            actor=_actor(),
+            username=username,
+            password=password,
+            role=chosen,
+            full_name=full_name,
+            area=await _checked_area(a, area),
+        )
+
+    info = _run(config, make)
     typer.echo(f"created {_show(info)}")
+
+
+@app.command("set-area")
+def set_area(
+    username: str,
+    area: Annotated[str, typer.Argument(help="an area code, or 'all' for every area")],
+    config: ConfigOption = None,
+) -> None:
+    """Move a user to another command area (it applies to their next request)."""
+    wanted = None if area == "all" else area
+
+    async def move(a: Accounts) -> UserInfo:
+        return await a.set_area(
+            actor=_actor(), username=username, area=await _checked_area(a, wanted)
+        )
+
+    info = _run(config, move)
+    typer.echo(f"changed {_show(info)}")
 
 
 @app.command("reset-password")

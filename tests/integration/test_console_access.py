@@ -34,10 +34,16 @@ PAGES: dict[tuple[str, str], Role | Literal["public"]] = {
     ("GET", "/alerts"): Role.VIEWER,
     ("GET", "/sirens"): Role.VIEWER,
     ("GET", "/activations/{activation_id}"): Role.VIEWER,
+    ("GET", "/work-orders"): Role.VIEWER,
+    ("GET", "/work-orders/{order_id}"): Role.VIEWER,
     ("GET", "/audit"): Role.COMMANDER,
     ("GET", "/events"): Role.VIEWER,
 }
-EXAMPLES = {"{site}": "shelter-99", "{activation_id}": "act-000000000000"}
+EXAMPLES = {
+    "{site}": "shelter-99",
+    "{activation_id}": "act-000000000000",
+    "{order_id}": "wo-000000000000",
+}
 
 
 def _routes(routes: list[Any]) -> list[APIRoute]:
@@ -185,7 +191,20 @@ async def test_data_is_escaped_on_every_page(tmp_path: Path) -> None:
             "radius_m": 500,
         }
         assert (await client.post("/api/v1/sirens", json=body, headers=auth)).status_code == 201
-        for path in ("/console/sirens", "/console/audit", "/console/fleet"):
+        order = await client.post(
+            "/api/v1/work-orders",
+            json={"site": "site-1", "title": evil, "assignee": evil},
+            headers=auth,
+        )
+        assert order.status_code == 201, order.text
+        order_page = f"/console/work-orders/{order.json()['id']}"
+        for path in (
+            "/console/sirens",
+            "/console/audit",
+            "/console/fleet",
+            "/console/work-orders",
+            order_page,
+        ):
             page = await client.get(path, headers=auth)
             assert page.status_code == 200, path
             assert evil not in page.text, path

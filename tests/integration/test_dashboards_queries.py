@@ -3,10 +3,12 @@ sends what Grafana's HTTP API expects.
 
 The telemetry path runs for real: simulated fleet → gateways → Mosquitto → collector (alert
 engine on, time compressed as in test_alert_scenarios) → InfluxDB. Fault scenarios make the
-data the degradation and alert panels need. Then every panel query (and annotation) is
-expanded the way Grafana expands it: variables from their own SHOW TAG VALUES queries with
-"All" selected, each site alone, each district alone, and a relative range; each must return
-a series with at least one non-null value. An empty panel fails the test, named with its
+data the degradation and alert panels need. The readiness panels read what the control
+service's maintenance sweep records: the test runs that sweep (MaintenanceService.sweep, the
+code the periodic job and the API run) against the same InfluxDB. Then every panel query (and
+annotation) is expanded the way Grafana expands it: variables from their own SHOW TAG VALUES
+queries with "All" selected, each site alone, each district alone, and a relative range; each
+must return a series with at least one non-null value. An empty panel fails the test, named with its
 query. With one district selected, no panel may show a site of another district.
 """
 
@@ -25,9 +27,12 @@ from urllib.parse import urlparse
 
 import pytest
 from alert_rules_fast import fast_rules
+from control_helpers import control_settings
 from platform_helpers import collector_for, gateways_for, mqtt_settings, running
 from servers import MosquittoServer, wait_until
 
+from control.db import Database
+from control.maintenance import MaintenanceService
 from firmware_sim import Fleet, FleetSpec
 from shelterwatch.dashboards import load_dashboards, load_datasource
 from shelterwatch.dashboards.check import Rendered, rendered_queries, to_variable
@@ -157,7 +162,14 @@ async def test_every_panel_query_returns_data(
     ds = load_datasource(env={})
     run = Run(influx_store, load_dashboards(), ds.min_interval, _now_ms())
     fleet = Fleet(FleetSpec(shelters=2, sirens=2, relay_sirens=1, tick_s=0.2, seed=5))
-    async with fleet, running(collector.run()):
+    control = control_settings(f"sqlite:///{tmp_path / 'control.db'}", "sqlite:///unused.db")
+    async with (
+        Database(control.database_url) as db,
+        fleet,
+        running(collector.run()),
+    ):
+        await db.upgrade()
+        maintenance = MaintenanceService(control, db, influx_store)
         await wait_until(collector.subscribed.is_set, 10, "the collector subscribed")
         # The data the degradation, siren and alert panels show.
         await fleet.fault("shelter-01", "filter_clogging", rate_pa_s=3.0)
@@ -175,6 +187,8 @@ async def test_every_panel_query_returns_data(
 
             async def every_panel_has_data() -> bool:
                 nonlocal last
+                # Each site's readiness, recorded as the control service records it.
+                await maintenance.sweep(actor="test")
                 last = await run.all_selected()
                 return not last
 
@@ -188,6 +202,12 @@ async def test_every_panel_query_returns_data(
 
     # With the data in place: a relative range (Grafana's older browser-side form) works too,
     assert await run.all_selected(relative=True) == []
+    # the readiness panels list every site the store knows, each with its score,
+    (scores,) = await influx_store.query(
+        'SELECT last("score") AS "score" FROM "readiness" GROUP BY "site"'
+    )
+    assert _sites_in(scores) == set(await influx_store.sites())
+    assert all(0 <= row[1] <= 100 for s in scores["series"] for row in s["values"])
     # and each site selected alone: every query runs, and returns data for some site.
     tr = run.range()
     for d in run.dashboards:

@@ -50,6 +50,13 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("PUT",  "/api/v1/users/{username}/password"):   Role.ADMIN,
     ("POST", "/api/v1/users/{username}/disable"):    Role.ADMIN,
     ("POST", "/api/v1/users/{username}/enable"):     Role.ADMIN,
+    ("PUT",  "/api/v1/users/{username}/area"):       Role.ADMIN,
+    ("GET",  "/api/v1/areas"):                       Role.VIEWER,
+    ("GET",  "/api/v1/areas/export"):                Role.VIEWER,
+    ("GET",  "/api/v1/areas/{code}"):                Role.VIEWER,
+    ("GET",  "/api/v1/areas/{code}/summary"):        Role.VIEWER,
+    # And only an admin who acts in every area (checked in the route).
+    ("PUT",  "/api/v1/areas"):                       Role.ADMIN,
     ("GET",  "/api/v1/commands"):                    Role.VIEWER,
     ("GET",  "/api/v1/commands/{command_id}"):       Role.VIEWER,
     ("POST", "/api/v1/commands"):                    Role.DUTY_OFFICER,

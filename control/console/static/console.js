@@ -412,8 +412,30 @@ function bindConversions() {
   }
 }
 
+// -- work orders -------------------------------------------------------------------------
+
+function bindWorkOrders() {
+  // The form lives in the live region, which a refresh replaces: listen on the document.
+  document.addEventListener("submit", async (event) => {
+    const form = event.target.closest("#wo-close-form");
+    if (!form) return;
+    event.preventDefault();
+    const note = document.getElementById("wo-note").value.trim();
+    if (!note) return showError("wo-error", T("js.note_required"));
+    const button = document.getElementById("wo-close");
+    button.disabled = true;
+    const url = "/api/v1/work-orders/" + encodeURIComponent(form.dataset.order) + "/close";
+    const result = await api("POST", url, { note });
+    button.disabled = false;
+    if (!result.ok) return showError("wo-error", result.message);
+    status(T("js.wo_closed"));
+    await refreshLive();
+  });
+}
+
 bindCommon();
 bindAlerts();
+bindWorkOrders();
 bindSirens();
 bindActivation();
 bindAudit();
