@@ -93,7 +93,15 @@ def _from_yaml(text: str) -> list[Area]:
 
 
 def _from_csv(text: str) -> list[Area]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        return _csv_rows(text)
+    except csv.Error as exc:
+        raise AreaError(f"the area file is not valid CSV: {exc}") from exc
+
+
+def _csv_rows(text: str) -> list[Area]:
+    # newline="": the csv module reads quoted line breaks and bare \r itself.
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     header = tuple(reader.fieldnames or ())
     missing = [c for c in CSV_COLUMNS[:3] if c not in header]
     if missing:
