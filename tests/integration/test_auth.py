@@ -360,7 +360,7 @@ async def test_the_users_command(tmp_path: Path, database_url: str) -> None:
         "create", "root", "--role", "admin", "--password-stdin", stdin=pw + "\n"
     ) == (
         0,
-        "created root: admin, active\n",
+        "created root: admin in every area, active\n",
     )
     # From a prompt, typed twice; a mismatch is asked again.
     code, out = await users(
@@ -371,7 +371,7 @@ async def test_the_users_command(tmp_path: Path, database_url: str) -> None:
         stdin="ann-password-1\nann-password-X\nann-password-1\nann-password-1\n",
     )
     assert code == 0, out
-    assert "created ann (Ann): viewer, active" in out
+    assert "created ann (Ann): viewer in every area, active" in out
     assert pw not in out and "ann-password-1" not in out  # hidden input
     code, out = await users("create", "ann", "--password-stdin", stdin=pw + "\n")
     assert (code, "exists" in out) == (1, True)
@@ -383,7 +383,10 @@ async def test_the_users_command(tmp_path: Path, database_url: str) -> None:
     assert (await users("set-role", "ann", "commander"))[0] == 0
     assert (await users("disable", "ann"))[0] == 0
     code, out = await users("list")
-    assert out.splitlines() == ["ann (Ann): commander, disabled", "root: admin, active"]
+    assert out.splitlines() == [
+        "ann (Ann): commander in every area, disabled",
+        "root: admin in every area, active",
+    ]
     code, out = await users("disable", "root")
     assert code == 1 and "last active admin" in out
     reset = await users("reset-password", "ann", "--password-stdin", stdin="ann-new-pass-2\n")
