@@ -6,6 +6,10 @@ import random
 
 __all__ = ["Backoff"]
 
+# Its own generator: jitter must not move the global `random` state, which a program (or a
+# test's property-based generator) may be relying on in another thread.
+_JITTER = random.SystemRandom()
+
 
 class Backoff:
     def __init__(self, initial: float = 0.5, maximum: float = 30.0, factor: float = 2.0) -> None:
@@ -21,7 +25,7 @@ class Backoff:
         ceiling = min(self._maximum, self._initial * self._factor**self._attempt)
         self._attempt += 1
         # Full jitter keeps a fleet of gateways from reconnecting in lockstep.
-        return random.uniform(ceiling / 2, ceiling)
+        return _JITTER.uniform(ceiling / 2, ceiling)
 
     def reset(self) -> None:
         self._attempt = 0

@@ -32,6 +32,9 @@ __all__ = [
     "wants",
 ]
 
+# Its own generator: jitter must not move the global `random` state (see shelterwatch.backoff).
+_JITTER = random.SystemRandom()
+
 TIMESTAMP_HEADER = "X-Shelterwatch-Timestamp"
 SIGNATURE_HEADER = "X-Shelterwatch-Signature"
 # The notification's id (also in the signed body): receivers drop deliveries they have seen.
@@ -78,7 +81,7 @@ def retry_delay(attempts: int, initial_s: float, maximum_s: float) -> float:
     """Seconds before the next try after ``attempts`` failed ones: capped exponential with
     jitter, so a receiver coming back is not hit by every queued delivery at once."""
     ceiling = min(maximum_s, initial_s * 2 ** max(0, attempts - 1))
-    return random.uniform(ceiling / 2, ceiling)
+    return _JITTER.uniform(ceiling / 2, ceiling)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,9 @@ from shelterwatch.store.lineprotocol import (
 
 __all__ = ["InfluxStore", "quote_ident", "quote_literal"]
 
+# Its own generator: jitter must not move the global `random` state (see shelterwatch.backoff).
+_JITTER = random.SystemRandom()
+
 log = logging.getLogger(__name__)
 
 _DURATION = re.compile(r"^(INF|(\d+(ns|u|µ|ms|s|m|h|d|w))+)$")
@@ -366,7 +369,7 @@ class InfluxStore:
     def _backoff(self, attempt: int) -> float:
         cap = min(self.max_backoff_s, self.backoff_s * 2**attempt)
         # Jitter spreads the retries of many collectors that lost the same server at once.
-        return random.uniform(cap / 2, cap)
+        return _JITTER.uniform(cap / 2, cap)
 
     def _link_failed(self, what: str, reason: str, attempt: int) -> None:
         if self._link_ok:
