@@ -19,6 +19,7 @@ from control.api import (
     commands,
     conversion_plans,
     conversions,
+    exercises,
     health,
     history,
     maintenance,
@@ -113,6 +114,7 @@ def create_app(settings: ControlSettings) -> FastAPI:
     app.include_router(conversions.router)
     app.include_router(maintenance.router)
     app.include_router(work_orders.router)
+    app.include_router(exercises.router)
     # The built-in console (its pages and static files), outside the API's spec.
     app.mount(CONSOLE_MOUNT, create_console())
     # Oversized bodies are refused (413) before anything reads them; inside the audit

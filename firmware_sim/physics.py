@@ -34,6 +34,7 @@ __all__ = [
 
 DOOR_TRAVEL_S = 3.0
 SEAL_KPA = 50.0  # inflation pressure of a healthy door seal
+DOOR_STALL_A = 9.0  # the door motor held against a jammed leaf
 
 
 class Physics(Protocol):
@@ -78,6 +79,9 @@ class Door:
     # Fault hook (scenario seal_leak): kPa/s the closed door's seal loses instead of holding its
     # inflation pressure. 0 is a healthy seal.
     seal_leak_kpa_s: float = 0.0
+    # Fault hook (scenario door_jam): the leaf does not move. A command is taken but never
+    # completes, and the motor draws its stall current while it is held.
+    jammed: bool = False
     _seal: float = 0.0
     _target: str = "open"
     _travel_left_s: float = 0.0
@@ -112,6 +116,8 @@ class Door:
     def do(self, value: Value) -> None:
         command = _label(value, ("idle", "open", "close", "lock"), "door command")
         self.command = command
+        if self.jammed:
+            return
         if command == "close" and self.position != "closed" and self.position != "locked":
             self._move("closed")
         elif command == "open" and self.position != "open":
@@ -122,7 +128,7 @@ class Door:
             self.command = "idle"  # done at once, or refused (lock only when closed)
 
     def step(self, dt_s: float, rng: random.Random) -> None:
-        if self.position == "moving":
+        if self.position == "moving" and not self.jammed:
             self._travel_left_s -= dt_s
             if self._travel_left_s <= 0:
                 self.position, self.command = self._target, "idle"
@@ -135,7 +141,10 @@ class Door:
             self._seal = _lag(self._seal, SEAL_KPA if self.sealed else 0.0, dt_s, 1.0)
         self.seal_pressure = max(0.0, self._seal + rng.gauss(0, 0.1))
         moving = self.position == "moving"
-        self.motor_current = max(0.0, 4.5 + rng.gauss(0, 0.05)) if moving else 0.0
+        if self.jammed and self.command != "idle":
+            self.motor_current = max(0.0, DOOR_STALL_A + rng.gauss(0, 0.05))
+        else:
+            self.motor_current = max(0.0, 4.5 + rng.gauss(0, 0.05)) if moving else 0.0
 
     def values(self) -> dict[str, Value]:
         return {

@@ -169,6 +169,19 @@ async def _seal_leak(site: SiteHandle, options: Mapping[str, OptionValue]) -> Re
     return repair
 
 
+async def _door_jam(site: SiteHandle, options: Mapping[str, OptionValue]) -> Repair:
+    door = site.shelter.door
+    door.jammed = True
+
+    async def repair() -> None:
+        door.jammed = False
+        # The command held during the jam is dropped: a person orders the door again.
+        if door.position != "moving":
+            door.command = "idle"
+
+    return repair
+
+
 async def _filter_clogging(site: SiteHandle, options: Mapping[str, OptionValue]) -> Repair:
     vent = site.shelter.vent
     fouling, resistance, mode = vent.fouling_pa_per_h, vent.filter_resistance, vent.mode
@@ -261,6 +274,26 @@ async def _siren_driver_fault(site: SiteHandle, options: Mapping[str, OptionValu
 
 # ---------------------------------------------------------------------------- any site
 
+
+async def _power_loss(site: SiteHandle, options: Mapping[str, OptionValue]) -> Repair:
+    if site.kind == "shelter":
+        power = site.shelter.power
+        power.mains_present = False
+
+        async def repair_shelter() -> None:
+            power.mains_present = True
+
+        return repair_shelter
+    siren = site.siren
+    before = siren.ac_power
+    siren.ac_power = False
+
+    async def repair_siren() -> None:
+        siren.ac_power = before
+
+    return repair_siren
+
+
 _DEFAULT_SENSOR: dict[SiteKind, tuple[str, str]] = {
     "shelter": ("env", "co2"),
     "siren": ("siren", "battery_voltage"),
@@ -332,6 +365,15 @@ SCENARIOS: dict[str, Scenario] = {
             _seal_leak,
         ),
         Scenario(
+            "door_jam",
+            _SHELTER,
+            "the door leaf does not move: open, close and lock commands are taken but never "
+            "complete (command reads back, position stays), and the motor draws stall current",
+            "the leaf moves again; a command held during the jam is dropped",
+            {},
+            _door_jam,
+        ),
+        Scenario(
             "filter_clogging",
             _SHELTER,
             "filter absorber resistance rises by rate_pa_s, shown on vent filter_dp; with "
@@ -401,6 +443,16 @@ SCENARIOS: dict[str, Scenario] = {
             "the point follows the physics again at once",
             {"device": "", "point": ""},
             _stuck_sensor,
+        ),
+        Scenario(
+            "power_loss",
+            _ANY,
+            "mains power fails: a shelter's power mains_present reads false; a siren post runs "
+            "on its battery (ac_power false, the battery drains, a self-test reports "
+            "no_ac_power)",
+            "mains power is back",
+            {},
+            _power_loss,
         ),
         Scenario(
             "comm_loss",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -537,9 +537,13 @@ async def list_alerts(
     site: str | None,
     severity: str | None,
     limit: int,
+    sites: Collection[str] | None = None,
 ) -> list[AlertRecord]:
-    """The newest alerts first."""
+    """The newest alerts first; only of ``sites`` unless it is None (a caller's scope, in
+    SQL so that ``limit`` counts only what the caller may see)."""
     query = select(AlertRecord)
+    if sites is not None:
+        query = query.where(AlertRecord.site.in_(sites))
     if active_only:
         query = query.where(AlertRecord.state.in_(ACTIVE))
     if site is not None:

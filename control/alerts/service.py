@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from control.alerts import records
 from control.alerts.errors import AlertAlreadyAcknowledged, AlertNotFound, AlertsUnavailable
 from control.alerts.webhooks import deliver, retry_delay
+from control.areas import Scope
 from control.audit import append_audit
 from control.db import Database
 from control.db.models import AlertNotification, AlertRecord
@@ -126,12 +127,15 @@ class AlertService:
 
     # -- the API --------------------------------------------------------------------------------
 
-    async def acknowledge(self, alert_id: int, actor: str, comment: str) -> AlertRecord:
-        """A person acknowledges an alert: audited, then recorded. The first one stands."""
+    async def acknowledge(
+        self, alert_id: int, actor: str, comment: str, scope: Scope | None = None
+    ) -> AlertRecord:
+        """A person acknowledges an alert: audited, then recorded. The first one stands.
+        An alert of a site outside ``scope`` is not found, exactly like an unknown id."""
         if self._state is not _State.OPEN:
             raise AlertsUnavailable("the alert service is not running")
         current = await records.get(self.db, alert_id)
-        if current is None:
+        if current is None or (scope is not None and not scope.has_site(current.site)):
             raise AlertNotFound(f"no alert {alert_id}")
         if current.acked_by is not None:
             raise AlertAlreadyAcknowledged(current.acked_by)
@@ -171,9 +175,12 @@ class AlertService:
         self._wake.set()
         return outcome.record
 
-    async def get(self, alert_id: int) -> AlertRecord | None:
-        """The alert with its events."""
-        return await records.get(self.db, alert_id)
+    async def get(self, alert_id: int, scope: Scope | None = None) -> AlertRecord | None:
+        """The alert with its events; None also for one of a site outside ``scope``."""
+        record = await records.get(self.db, alert_id)
+        if record is None or (scope is not None and not scope.has_site(record.site)):
+            return None
+        return record
 
     async def notifications(self, alert_id: int) -> list[AlertNotification]:
         return await records.notifications_of(self.db, alert_id)
@@ -185,9 +192,15 @@ class AlertService:
         site: str | None = None,
         severity: str | None = None,
         limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[AlertRecord]:
         return await records.list_alerts(
-            self.db, active_only=active_only, site=site, severity=severity, limit=limit
+            self.db,
+            active_only=active_only,
+            site=site,
+            severity=severity,
+            limit=limit,
+            sites=scope.sites if scope is not None else None,
         )
 
     # -- the MQTT session -----------------------------------------------------------------------

@@ -4,6 +4,12 @@ Who may request depends on the kind: a silent test needs ``commands.maintenance`
 audible test, a drill or a live alert ``commands.operate``. A live alert is sent only after
 a DIFFERENT person with ``commands.approve`` approves it within the approval window.
 Cancelling needs the permission that starts the kind (commanders hold every one).
+
+Every route also checks the caller's area (docs/sirens.md, "Areas and scope"): a siren
+outside it is unknown; a group reaching beyond it is refused with how many sirens lie
+outside and which area may act; an activation with no target in it does not exist for the
+caller, and one with some shows only those. Approving, rejecting and cancelling answer for
+every siren at once, so they need an area that holds all of them: escalation goes up.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from control.api.deps import BAD_JSON, FORBIDDEN, UNAUTHORIZED, Allow, StrictQuery
+from control.api.deps import BAD_JSON, FORBIDDEN, UNAUTHORIZED, Allow, ScopeDep, StrictQuery
 from control.api.siren_errors import CONFLICT, NOT_FOUND, UNAVAILABLE, http_error, siren_service
 from control.auth import Permission, Principal, allows
 from control.cap import CapError
@@ -31,6 +37,7 @@ from control.sirens.models import (
     request_fields,
 )
 from control.sirens.reports import report_csv
+from control.sirens.scoping import must_cover
 from shelterwatch.contract import SLUG_PATTERN, SirenKind
 
 __all__ = ["from_cap_other_methods", "preview_router", "router"]
@@ -77,26 +84,28 @@ preview_router = APIRouter(
 
 
 @preview_router.post("", responses=_REQUEST_ANSWERS)
-async def preview_activation(body: ActivationRequest, user: Starter, request: Request) -> Preview:
+async def preview_activation(
+    body: ActivationRequest, user: Starter, request: Request, scope: ScopeDep
+) -> Preview:
     """Every siren the request would reach, by gateway, with flagged ones marked, for a
     person to confirm. Sends and records nothing."""
     _may_start(user, body.kind)
     try:
-        return await siren_service(request).preview(**request_fields(body))
+        return await siren_service(request).preview(**request_fields(body), scope=scope)
     except SirenError as exc:
         raise http_error(exc) from exc
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses=_REQUEST_ANSWERS)
 async def request_activation(
-    body: ActivationRequest, user: Starter, request: Request
+    body: ActivationRequest, user: Starter, request: Request, scope: ScopeDep
 ) -> ActivationPublic:
     """202: recorded, and sent (a live alert: waiting for approval). The answer names every
     resolved target; follow it with GET /api/v1/activations/{id}."""
     _may_start(user, body.kind)
     try:
         return await siren_service(request).request(
-            **request_fields(body), actor=user.username, reason=body.reason
+            **request_fields(body), actor=user.username, reason=body.reason, scope=scope
         )
     except SirenError as exc:
         raise http_error(exc) from exc
@@ -118,13 +127,15 @@ async def request_from_upstream_cap(
     user: CapReader,
     request: Request,
     response: Response,
+    scope: ScopeDep,
     dry_run: bool = False,
 ) -> CapPrefill:
     """Pre-fill an activation request from an upstream authority's CAP 1.2 message: kind
     from its status (Actual: live, Exercise: drill, Test: audible test), signal from its
     event, targets from its areas, reason from its headline and description. With
     ``dry_run=true`` only says what it would request (200); otherwise makes the request (202),
-    which for a live alert still needs a commander's approval. The same message twice: 409."""
+    which for a live alert still needs a commander's approval. The same message twice: 409.
+    403 when its areas reach sirens outside the caller's area (nothing about them is shown)."""
     settings = request.state.settings
     try:
         xml = body.xml.encode("utf-8")
@@ -142,6 +153,10 @@ async def request_from_upstream_cap(
     sirens = siren_service(request)
     answer = _prefill(found, dry_run=dry_run)
     try:
+        if not scope.unlimited:
+            # Before the answer names any match: the upstream areas may cover neighbours.
+            posts = await sirens.resolve(sirens=found.targets, groups=[])
+            must_cover(scope, [p.site for p in posts], "the upstream message reaches")
         if dry_run:
             answer.preview = await sirens.preview(
                 kind=found.kind,
@@ -149,6 +164,7 @@ async def request_from_upstream_cap(
                 sirens=found.targets,
                 groups=[],
                 exercise=found.exercise,
+                scope=scope,
             )
         else:
             answer.activation = await request_from_cap(
@@ -208,40 +224,48 @@ def _prefill(found: Suggestion, *, dry_run: bool) -> CapPrefill:
 async def list_activations(
     _user: Reader,
     request: Request,
+    scope: ScopeDep,
     state: ActivationState | None = None,
     kind: SirenKind | None = None,
     schedule: Annotated[str | None, Query(pattern=SLUG_PATTERN, max_length=64)] = None,
     siren: Annotated[str | None, Query(pattern=SLUG_PATTERN, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ActivationPublic]:
-    """The newest first, with their targets (events: see each activation)."""
+    """The newest first, with their targets (events: see each activation); those with a
+    target in the caller's area, each showing only the targets there."""
     return await siren_service(request).recent(
         state=state.value if state else None,
         kind=kind.value if kind else None,
         schedule=schedule,
         siren=siren,
         limit=limit,
+        scope=scope,
     )
 
 
 @router.get("/{activation_id}", responses=NOT_FOUND)
 async def get_activation(
-    _user: Reader, request: Request, activation_id: ActivationId
+    _user: Reader, request: Request, scope: ScopeDep, activation_id: ActivationId
 ) -> ActivationPublic:
     try:
-        return await siren_service(request).get(activation_id)
+        return await siren_service(request).get(activation_id, scope=scope)
     except SirenError as exc:
         raise http_error(exc) from exc
 
 
 @router.post("/{activation_id}/approve", responses={**BAD_JSON, **NOT_FOUND, **CONFLICT})
 async def approve_activation(
-    user: Approver, request: Request, activation_id: ActivationId, body: Decision | None = None
+    user: Approver,
+    request: Request,
+    scope: ScopeDep,
+    activation_id: ActivationId,
+    body: Decision | None = None,
 ) -> ActivationPublic:
-    """409 for your own request (two-person rule), or one not waiting for approval."""
+    """409 for your own request (two-person rule), or one not waiting for approval; 403
+    when its sirens reach beyond your area (the answer names the area that may approve)."""
     try:
         return await siren_service(request).approve(
-            activation_id, actor=user.username, comment=body.comment if body else ""
+            activation_id, actor=user.username, comment=body.comment if body else "", scope=scope
         )
     except SirenError as exc:
         raise http_error(exc) from exc
@@ -249,11 +273,16 @@ async def approve_activation(
 
 @router.post("/{activation_id}/reject", responses={**BAD_JSON, **NOT_FOUND, **CONFLICT})
 async def reject_activation(
-    user: Approver, request: Request, activation_id: ActivationId, body: Decision | None = None
+    user: Approver,
+    request: Request,
+    scope: ScopeDep,
+    activation_id: ActivationId,
+    body: Decision | None = None,
 ) -> ActivationPublic:
+    """As approving: 403 when its sirens reach beyond your area."""
     try:
         return await siren_service(request).reject(
-            activation_id, actor=user.username, comment=body.comment if body else ""
+            activation_id, actor=user.username, comment=body.comment if body else "", scope=scope
         )
     except SirenError as exc:
         raise http_error(exc) from exc
@@ -261,16 +290,22 @@ async def reject_activation(
 
 @router.post("/{activation_id}/cancel", responses={**BAD_JSON, **NOT_FOUND, **CONFLICT})
 async def cancel_activation(
-    user: Starter, request: Request, activation_id: ActivationId, body: Decision | None = None
+    user: Starter,
+    request: Request,
+    scope: ScopeDep,
+    activation_id: ActivationId,
+    body: Decision | None = None,
 ) -> ActivationPublic:
     """Stops the signal at every siren (siren.cancel to every gateway involved); a live
-    request not yet approved is withdrawn. 409 once it has ended."""
+    request not yet approved is withdrawn. 409 once it has ended; 403 when its sirens reach
+    beyond your area (it stops them all: the area that covers them cancels)."""
     try:
         return await siren_service(request).cancel(
             activation_id,
             actor=user.username,
             role=user.role,
             comment=body.comment if body else "",
+            scope=scope,
         )
     except SirenError as exc:
         raise http_error(exc) from exc
@@ -286,13 +321,14 @@ async def cancel_activation(
 async def activation_report(
     _user: Reader,
     request: Request,
+    scope: ScopeDep,
     activation_id: ActivationId,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> ActivationReport:
     """Every target with its outcome, detail and time taken, and the counts; as JSON, or as
     CSV (one row per siren) with ``format=csv``."""
     try:
-        report = await siren_service(request).report(activation_id)
+        report = await siren_service(request).report(activation_id, scope=scope)
     except SirenError as exc:
         raise http_error(exc) from exc
     if format == "csv":

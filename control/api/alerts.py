@@ -1,5 +1,8 @@
 """Alerts: read them (viewer or higher), acknowledge one (maintainer or higher, with a comment).
 
+Each within the caller's area: an alert belongs to its site, a list shows only the alerts of
+sites in scope, and an alert of a site outside it answers 404 like an id that does not exist.
+
 An alert is raised and cleared by the collector's alert engine over MQTT; people only
 acknowledge it. Each alert carries its history (``events``) and its webhook notifications,
 including deliveries that were given up.
@@ -19,7 +22,15 @@ from control.alerts import (
     AlertsUnavailable,
     alert_public,
 )
-from control.api.deps import BAD_JSON, FORBIDDEN, UNAUTHORIZED, Allow, ErrorDetail, StrictQuery
+from control.api.deps import (
+    BAD_JSON,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    Allow,
+    ErrorDetail,
+    ScopeDep,
+    StrictQuery,
+)
 from control.auth import Permission, Principal
 from control.db.models import AlertNotification, AlertRecord
 from shelterwatch.contract import SLUG_PATTERN
@@ -141,6 +152,7 @@ async def _detail(service: AlertService, record: AlertRecord) -> AlertDetail:
 async def list_alerts(
     _user: Reader,
     request: Request,
+    scope: ScopeDep,
     state: Literal["active", "all"] = "active",
     site: Annotated[str | None, Query(pattern=SLUG_PATTERN, max_length=64)] = None,
     severity: Severity | None = None,
@@ -148,15 +160,17 @@ async def list_alerts(
 ) -> list[AlertPublic]:
     """The newest first; ``state=active`` (the default) leaves out cleared alerts."""
     rows = await _service(request).recent(
-        active_only=state == "active", site=site, severity=severity, limit=limit
+        active_only=state == "active", site=site, severity=severity, limit=limit, scope=scope
     )
     return [AlertPublic(**alert_public(r)) for r in rows]
 
 
 @router.get("/{alert_id}", responses=_NOT_FOUND)
-async def get_alert(_user: Reader, request: Request, alert_id: AlertId) -> AlertDetail:
+async def get_alert(
+    _user: Reader, request: Request, scope: ScopeDep, alert_id: AlertId
+) -> AlertDetail:
     service = _service(request)
-    record = await service.get(alert_id)
+    record = await service.get(alert_id, scope)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
     return await _detail(service, record)
@@ -172,11 +186,11 @@ async def get_alert(_user: Reader, request: Request, alert_id: AlertId) -> Alert
     },
 )
 async def acknowledge_alert(
-    body: AlertAck, user: Acknowledger, request: Request, alert_id: AlertId
+    body: AlertAck, user: Acknowledger, request: Request, scope: ScopeDep, alert_id: AlertId
 ) -> AlertDetail:
     service = _service(request)
     try:
-        record = await service.acknowledge(alert_id, user.username, body.comment)
+        record = await service.acknowledge(alert_id, user.username, body.comment, scope)
     except AlertNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except AlertAlreadyAcknowledged as exc:

@@ -22,6 +22,7 @@ from control.api.deps import (
     ErrorDetail,
     ScopeDep,
     StrictQuery,
+    invalid_body,
 )
 from control.areas import (
     CODE_PATTERN,
@@ -139,7 +140,11 @@ async def read_areas(_user: Reader, scope: ScopeDep) -> AreaView:
     )
 
 
-@router.get("/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+@router.get(
+    "/export",
+    response_class=Response,
+    responses={200: {"content": {"application/yaml": {}, "text/csv": {}}}},
+)
 async def export_areas(
     _user: Reader,
     scope: ScopeDep,
@@ -166,7 +171,6 @@ async def export_areas(
     responses=BAD_JSON
     | {
         409: {"description": "Users still belong to areas the tree drops", "model": ErrorDetail},
-        422: {"description": "The tree does not hold together; the area is named"},
     },
 )
 async def import_areas(
@@ -185,7 +189,7 @@ async def import_areas(
     except AreaInUse as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except AreaError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        raise invalid_body("content", str(exc)) from exc
     counts = {level.value: 0 for level in Level}
     for area in stored.areas.values():
         counts[area.level.value] += 1

@@ -1,10 +1,19 @@
-"""Audit routes: list recent rows, verify the chain, export it. Commanders and admins."""
+"""Audit routes: list recent rows, verify the chain, export it. Commanders and admins who act
+in every area.
+
+The trail is read whole or not at all. Its rows are not placed in areas (a row records an
+actor, an action and a target as text, and many rows, such as logins or user changes, have no
+site), and verifying the chain needs every row, since each row's hash covers the one before.
+A trail cut to one area could not be verified, and deciding which rows are "about" an area
+from their text would leak whatever it got wrong. So a caller of a narrower area gets 403,
+told where their area's record is: its orders' reports and its alerts.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -12,10 +21,12 @@ from control.api.deps import (
     FORBIDDEN,
     UNAUTHORIZED,
     Allow,
+    CurrentUser,
     DatabaseDep,
     ErrorDetail,
     StrictQuery,
 )
+from control.areas import AreaStore, Scope
 from control.audit import (
     AuditRecord,
     ExportFormat,
@@ -30,10 +41,29 @@ from control.auth import Permission
 
 __all__ = ["AuditEntryPublic", "AuditPage", "VerifyReport", "router"]
 
+
+async def _whole_trail(request: Request, user: CurrentUser, db: DatabaseDep) -> None:
+    # The trail's routes need only the database, and are also mounted on their own (the
+    # audit tests do): without the app's area store, the tree is read from the database,
+    # so a missing store can never mean "no areas, everyone sees everything".
+    areas: AreaStore = getattr(request.state, "areas", None) or AreaStore(db)
+    scope = Scope(await areas.current(), user.area)
+    if not scope.unlimited:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "the audit trail is read whole, by people who act in every area: its rows are "
+            "not placed in areas and verifying the chain needs every row. Your area "
+            f"{scope.area!r} has its own record: the reports of its conversion orders "
+            "(GET /api/v1/conversions/{id}/report), its alerts (GET /api/v1/alerts) and its "
+            "maintenance reports; for the trail itself, ask someone of the root area",
+        )
+
+
 router = APIRouter(
     prefix="/api/v1/audit",
     tags=["audit"],
-    dependencies=[Allow(Permission.AUDIT_READ), StrictQuery],
+    # The role first, so a viewer hears about their role, not their area.
+    dependencies=[Allow(Permission.AUDIT_READ), Depends(_whole_trail), StrictQuery],
     responses={401: UNAUTHORIZED, 403: FORBIDDEN},
 )
 

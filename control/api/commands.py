@@ -2,6 +2,12 @@
 
 Sending answers 202: the command is recorded and queued, not yet done. Its record then follows
 the gateway's answers (``GET /api/v1/commands/{id}``), one event per answer.
+
+A command belongs where its gateway does: the area tree lists each site's gateways. A caller
+of an area may send only to the gateways of its sites, and sees only their commands. A gateway
+outside the area answers 404, with the same words as one that does not exist (a gateway the
+tree does not place belongs to the root, so for a county both are simply not theirs): 404
+rather than 403 because a 403 would confirm that the gateway exists elsewhere.
 """
 
 from __future__ import annotations
@@ -12,7 +18,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
-from control.api.deps import BAD_JSON, FORBIDDEN, UNAUTHORIZED, Allow, ErrorDetail, StrictQuery
+from control.api.deps import (
+    BAD_JSON,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    Allow,
+    ErrorDetail,
+    ScopeDep,
+    StrictQuery,
+)
 from control.auth import Permission, Principal
 from control.commands import MAX_TTL_S, CommandService, CommandUnavailable, InvalidCommand
 from control.db import CommandRecord
@@ -97,11 +111,20 @@ def _detail(record: CommandRecord) -> CommandDetail:
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         **BAD_JSON,
+        404: {"description": "No such gateway in the caller's area", "model": ErrorDetail},
         422: {"description": "Not a valid command"},
         503: {"description": "Commands cannot be sent now", "model": ErrorDetail},
     },
 )
-async def send_command(body: CommandCreate, user: Operator, request: Request) -> CommandDetail:
+async def send_command(
+    body: CommandCreate, user: Operator, request: Request, scope: ScopeDep
+) -> CommandDetail:
+    if not scope.has_gateway(body.gateway):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no gateway {body.gateway!r} in your area; GET /api/v1/areas lists your sites "
+            "and their gateways",
+        )
     try:
         record = await _service(request).send(
             body.gateway,
@@ -122,10 +145,11 @@ async def send_command(body: CommandCreate, user: Operator, request: Request) ->
 async def list_commands(
     _user: Reader,
     request: Request,
+    scope: ScopeDep,
     gateway: Annotated[str | None, Query(pattern=SLUG_PATTERN, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CommandPublic]:
-    records = await _service(request).recent(gateway, limit)
+    records = await _service(request).recent(gateway, limit, gateways=scope.gateways)
     return [CommandPublic(**_public(r)) for r in records]
 
 
@@ -136,9 +160,10 @@ async def list_commands(
 async def get_command(
     _user: Reader,
     request: Request,
+    scope: ScopeDep,
     command_id: Annotated[str, Path(min_length=1, max_length=128)],
 ) -> CommandDetail:
     record = await _service(request).get(command_id)
-    if record is None:
+    if record is None or not scope.has_gateway(record.gateway):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no command {command_id!r}")
     return _detail(record)

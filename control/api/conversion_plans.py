@@ -1,5 +1,12 @@
 """Conversion plans: the checklists orders run. Read only: plans are reviewed YAML kept
-with the settings (``conversions.plans_dir``), loaded and checked at start."""
+with the settings (``conversions.plans_dir``), loaded and checked at start.
+
+No area scope here, on purpose: a plan is configuration shared by every area, the same
+checklist for every shelter of its type, with no orders, people, readings or states in it.
+Every level needs to read the plans it may be ordered to run, and nothing a plan holds
+changes with what happens in an area. (A plan that overrides the default names the sites it
+is for; those are configured names, not activity.)
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 A duty officer (``commands.operate``) orders a drill, which starts at once, or requests a
 real order, which waits for a commander (``commands.approve``) other than the requester.
 Cancelling a real order needs ``commands.approve``; a drill ``commands.operate``.
+
+Each within the caller's area (control/conversions/service.py): an order is visible for its
+shelters in scope and not found without any; requesting needs every shelter in scope;
+approving and cancelling need an area over every shelter of the order (403 names it).
 """
 
 from __future__ import annotations
@@ -12,7 +16,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from control.api.deps import BAD_JSON, FORBIDDEN, UNAUTHORIZED, Allow, ErrorDetail, StrictQuery
+from control.api.deps import (
+    BAD_JSON,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    Allow,
+    ErrorDetail,
+    ScopeDep,
+    StrictQuery,
+)
 from control.auth import Permission, Principal
 from control.conversions import (
     Confirmation,
@@ -76,11 +88,13 @@ def http_error(exc: ConversionError) -> Exception:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses={**BAD_JSON, **ANSWERS})
-async def request_conversion(body: OrderRequest, user: Operator, request: Request) -> OrderPublic:
+async def request_conversion(
+    body: OrderRequest, user: Operator, request: Request, scope: ScopeDep
+) -> OrderPublic:
     """202: recorded. A drill runs at once; a real order waits for a commander's approval.
     Follow it with GET /api/v1/conversions/{id}."""
     try:
-        return await conversion_service(request).request(body, actor=user.username)
+        return await conversion_service(request).request(body, actor=user.username, scope=scope)
     except ConversionError as exc:
         raise http_error(exc) from exc
 
@@ -89,32 +103,39 @@ async def request_conversion(body: OrderRequest, user: Operator, request: Reques
 async def list_conversions(
     _user: Reader,
     request: Request,
+    scope: ScopeDep,
     state: Annotated[str | None, Query(pattern=r"^[a-z_]{1,24}$")] = None,
     kind: Annotated[str | None, Query(pattern="^(drill|real)$")] = None,
     site: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[OrderPublic]:
     """The newest orders first (without their histories)."""
-    return await conversion_service(request).recent(state=state, kind=kind, site=site, limit=limit)
+    return await conversion_service(request).recent(
+        state=state, kind=kind, site=site, limit=limit, scope=scope
+    )
 
 
 @router.get("/{order_id}", responses=ANSWERS)
-async def get_conversion(order_id: OrderId, _user: Reader, request: Request) -> OrderPublic:
-    """The order with every shelter's checklist, the countdown and the history."""
+async def get_conversion(
+    order_id: OrderId, _user: Reader, request: Request, scope: ScopeDep
+) -> OrderPublic:
+    """The order with every shelter's checklist (of the shelters in the caller's area), the
+    countdown and the history."""
     try:
-        return await conversion_service(request).get(order_id)
+        return await conversion_service(request).get(order_id, scope)
     except ConversionError as exc:
         raise http_error(exc) from exc
 
 
 @router.post("/{order_id}/approve", responses={**BAD_JSON, **ANSWERS})
 async def approve_conversion(
-    order_id: OrderId, body: Decision, user: Approver, request: Request
+    order_id: OrderId, body: Decision, user: Approver, request: Request, scope: ScopeDep
 ) -> OrderPublic:
-    """A commander other than the requester starts a real order."""
+    """A commander other than the requester, of an area over all its shelters, starts a real
+    order."""
     try:
         return await conversion_service(request).approve(
-            order_id, actor=user.username, comment=body.comment
+            order_id, actor=user.username, comment=body.comment, scope=scope
         )
     except ConversionError as exc:
         raise http_error(exc) from exc
@@ -122,12 +143,17 @@ async def approve_conversion(
 
 @router.post("/{order_id}/confirm", responses={**BAD_JSON, **ANSWERS})
 async def confirm_step(
-    order_id: OrderId, body: Confirmation, user: Operator, request: Request
+    order_id: OrderId, body: Confirmation, user: Operator, request: Request, scope: ScopeDep
 ) -> OrderPublic:
-    """A person confirms a manual step of one shelter with a note."""
+    """A person confirms a manual step of one shelter in their area with a note."""
     try:
         return await conversion_service(request).confirm(
-            order_id, site=body.site, step=body.step, note=body.note, actor=user.username
+            order_id,
+            site=body.site,
+            step=body.step,
+            note=body.note,
+            actor=user.username,
+            scope=scope,
         )
     except ConversionError as exc:
         raise http_error(exc) from exc
@@ -135,13 +161,14 @@ async def confirm_step(
 
 @router.post("/{order_id}/cancel", responses={**BAD_JSON, **ANSWERS})
 async def cancel_conversion(
-    order_id: OrderId, body: Decision, user: Operator, request: Request
+    order_id: OrderId, body: Decision, user: Operator, request: Request, scope: ScopeDep
 ) -> OrderPublic:
     """Stop the order: open steps are cancelled, unfinished shelters return to the posture
-    they had; nothing already done on the devices is undone (order a revert for that)."""
+    they had; nothing already done on the devices is undone (order a revert for that).
+    It stops every shelter of the order, so the caller's area must cover them all."""
     try:
         return await conversion_service(request).cancel(
-            order_id, actor=user.username, role=user.role, comment=body.comment
+            order_id, actor=user.username, role=user.role, comment=body.comment, scope=scope
         )
     except ConversionError as exc:
         raise http_error(exc) from exc
@@ -164,12 +191,13 @@ async def conversion_report(
     order_id: OrderId,
     _user: Reader,
     request: Request,
+    scope: ScopeDep,
     format: Annotated[str, Query(pattern="^(json|csv|html)$")] = "json",
 ) -> ConversionReport:
     """Time per step, who confirmed what, regressions, deadline met. ``format=csv``: one
     row per shelter and step; ``format=html``: the print-friendly page to file."""
     try:
-        report = await conversion_service(request).report(order_id)
+        report = await conversion_service(request).report(order_id, scope)
     except ConversionError as exc:
         raise http_error(exc) from exc
     if format == "csv":

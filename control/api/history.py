@@ -2,6 +2,7 @@
 
 The answer is bucketed to at most ``max_points`` points (the mean of a numeric point per
 bucket, the last value of any other), so a chart of a week costs the same as one of an hour.
+A site outside the caller's area answers 404 exactly like a point without readings.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
-from control.api.deps import FORBIDDEN, UNAUTHORIZED, Allow, ErrorDetail, StoreDep, StrictQuery
+from control.api.deps import (
+    FORBIDDEN,
+    UNAUTHORIZED,
+    Allow,
+    ErrorDetail,
+    ScopeDep,
+    StoreDep,
+    StrictQuery,
+)
 from control.auth import Permission
 from shelterwatch.contract import SLUG_PATTERN
 from shelterwatch.store import FieldValue
@@ -63,6 +72,7 @@ def _now_ms() -> int:
 )
 async def point_history(
     store: StoreDep,
+    scope: ScopeDep,
     site: Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)],
     device: Annotated[str, Query(pattern=SLUG_PATTERN, max_length=64)],
     point: Annotated[str, Query(pattern=_POINT_PATTERN, max_length=64)],
@@ -83,10 +93,11 @@ async def point_history(
     start = since if since is not None else end - DEFAULT_RANGE_MS
     start = max(0, start, end - MAX_RANGE_MS)
     # The device's kind names the store's measurement; the latest readings say which it is.
+    latest = await store.latest(site) if scope.has_site(site) else []
     found = next(
         (
             row
-            for row in await store.latest(site)
+            for row in latest
             if row.device == device and row.point == point and row.kind != "alert"
         ),
         None,

@@ -2,7 +2,9 @@
 person's confirmation with a note, readiness, and inspection reports (docs/maintenance.md).
 
 Reading needs ``maintenance.read`` (viewer). Confirming an item and the sweep need
-``maintenance.write``: the maintainer who does the work (and every role above).
+``maintenance.write``: the maintainer who does the work (and every role above). A caller
+reaches the sites of their own area only; another area's site answers 404, and for a caller
+whose area is not everywhere, so does a site the area tree does not place.
 """
 
 from __future__ import annotations
@@ -10,10 +12,19 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from control.api.deps import BAD_JSON, FORBIDDEN, UNAUTHORIZED, Allow, ErrorDetail, StrictQuery
+from control.api.deps import (
+    BAD_JSON,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    Allow,
+    ErrorDetail,
+    ScopeDep,
+    StrictQuery,
+)
+from control.areas import CODE_PATTERN, Scope
 from control.auth import Permission, Principal
 from control.maintenance import (
     Conflict,
@@ -50,7 +61,17 @@ router = APIRouter(
 
 Reader = Annotated[Principal, Allow(Permission.MAINTENANCE_READ)]
 Maintainer = Annotated[Principal, Allow(Permission.MAINTENANCE_WRITE)]
-Site = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
+SitePath = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
+
+
+def _site(site: SitePath, scope: ScopeDep) -> str:
+    if not scope.has_site(site):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no site {site!r}")
+    return site
+
+
+# A site of the caller's area (404 otherwise, before anything is read or written).
+Site = Annotated[str, Depends(_site)]
 ItemKey = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
 # Epoch ms between 1970 and 9999.
 Ms = Annotated[int, Query(ge=0, le=253_402_300_799_999)]
@@ -98,7 +119,7 @@ async def programme(_user: Reader, request: Request) -> Programme:
     return maintenance_service(request).programme
 
 
-@router.get("/sites/{site}")
+@router.get("/sites/{site}", responses=ANSWERS)
 async def site_items(site: Site, _user: Reader, request: Request) -> SiteMaintenance:
     """Every item at the site: done, scheduled, due or overdue, with its last completion
     (telemetry evidence or a person's note). Telemetry is searched for new evidence first."""
@@ -130,7 +151,7 @@ async def confirm_item(
     return status_public(found)
 
 
-@router.get("/sites/{site}/readiness")
+@router.get("/sites/{site}/readiness", responses=ANSWERS)
 async def site_readiness(site: Site, _user: Reader, request: Request) -> ReadinessPublic:
     """The site's readiness state and score out of 100; each cause says the points it cost."""
     sirens: SirenService = request.state.sirens
@@ -162,7 +183,7 @@ def _answer(report: MaintenanceReport, format: str, request: Request, name: str)
     return report
 
 
-@router.get("/sites/{site}/report", responses=REPORT_CONTENT)
+@router.get("/sites/{site}/report", responses={**REPORT_CONTENT, **ANSWERS})
 async def site_report(
     site: Site,
     _user: Reader,
@@ -186,14 +207,16 @@ async def district_report(
     district: Annotated[str, Path(min_length=1, max_length=64)],
     _user: Reader,
     request: Request,
+    scope: ScopeDep,
     since_ms: Ms | None = None,
     until_ms: Ms | None = None,
     format: Annotated[str, Query(pattern="^(json|csv|html)$")] = "json",
 ) -> MaintenanceReport:
-    """The same report for every site of a district (the districts of the siren posts)."""
+    """The same report for every site of a district (the districts of the siren posts) in
+    the caller's area."""
     since, until = _period(since_ms, until_ms)
     service = maintenance_service(request)
-    sites = await service.district_sites(district)
+    sites = [site for site in await service.district_sites(district) if scope.has_site(site)]
     if not sites:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no site in district {district!r}")
     report = await build_report(
@@ -202,14 +225,53 @@ async def district_report(
     return _answer(report, format, request, "district")  # type: ignore[no-any-return]
 
 
+@router.get("/areas/{code}/report", responses={**REPORT_CONTENT, **ANSWERS})
+async def area_report(
+    code: Annotated[str, Path(pattern=CODE_PATTERN, max_length=64)],
+    _user: Reader,
+    request: Request,
+    scope: ScopeDep,
+    since_ms: Ms | None = None,
+    until_ms: Ms | None = None,
+    format: Annotated[str, Query(pattern="^(json|csv|html)$")] = "json",
+) -> MaintenanceReport:
+    """The same report for every site of a command area (a county, a city, the province):
+    what an inspector of that level reads."""
+    if code not in scope.tree.areas or not scope.has_area(code):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no area {code!r}")
+    sites = sorted(scope.tree.sites_under(code))
+    if not sites:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no site in area {code!r}")
+    since, until = _period(since_ms, until_ms)
+    report = await build_report(
+        maintenance_service(request),
+        sites,
+        scope="area",
+        name=code,
+        since_ms=since,
+        until_ms=until,
+    )
+    return _answer(report, format, request, code)  # type: ignore[no-any-return]
+
+
+def _everywhere(scope: Scope) -> None:
+    if not scope.unlimited:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "the sweep covers every area; it runs on its own every "
+            "maintenance.sweep_interval_s, or an admin who acts everywhere runs it",
+        )
+
+
 @router.post("/sweep", responses=ANSWERS)
-async def sweep(user: Maintainer, request: Request) -> list[WorkOrderPublic]:
+async def sweep(user: Maintainer, request: Request, scope: ScopeDep) -> list[WorkOrderPublic]:
     """The sweep the service also runs every ``maintenance.sweep_interval_s``: the work
     orders still missing (one per open degradation (trend) alert and one per programme item
     due or overdue at a site), telemetry evidence, and every site's readiness recorded in the
     time-series store. Returns the new work orders; run again, it makes none. Under
     /maintenance rather than /work-orders, where a GET of the same path would be read as a
     work order's id."""
+    _everywhere(scope)
     try:
         result = await maintenance_service(request).sweep(
             actor=user.username, sirens=request.state.sirens

@@ -10,6 +10,10 @@ and answers 403 with the role needed.
 runs, each step's times, the targets it resolves to) and every problem, saving nothing;
 create and update refuse exactly what preview reports, with the same messages (422, one error
 per problem, ``loc`` pointing into the body).
+
+Areas: a caller of a limited area sees and changes only the schedules whose sirens all lie
+in their area (others answer 404 as if they did not exist), and may schedule only sirens
+of their area (docs/schedules.md, "Areas and scope").
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from typing import Annotated, Any, Literal, NoReturn
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from control.api.deps import BAD_JSON, FORBIDDEN, UNAUTHORIZED, Allow, ErrorDetail, StrictQuery
+from control.api.deps import (
+    BAD_JSON,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    Allow,
+    ErrorDetail,
+    ScopeDep,
+    StrictQuery,
+)
 from control.auth import Permission, Principal
 from control.schedules import (
     ScheduleConflict,
@@ -103,15 +115,17 @@ def _refuse(exc: ScheduleError) -> NoReturn:
 
 
 @schedules.get("")
-async def list_schedules(_user: Reader, request: Request) -> list[SchedulePublic]:
-    """Every schedule, by name, with its next run."""
-    return await _service(request).list_schedules()
+async def list_schedules(_user: Reader, request: Request, scope: ScopeDep) -> list[SchedulePublic]:
+    """Every schedule of the caller's area, by name, with its next run."""
+    return await _service(request).list_schedules(scope=scope)
 
 
 @schedules.post("/preview", responses=BAD_JSON)
-async def preview_schedule(body: ScheduleCreate, _user: Author, request: Request) -> Preview:
+async def preview_schedule(
+    body: ScheduleCreate, _user: Author, request: Request, scope: ScopeDep
+) -> Preview:
     """What the schedule would do, and every problem with it; nothing is saved."""
-    return await _service(request).preview(body)
+    return await _service(request).preview(body, scope=scope)
 
 
 @schedules.post(
@@ -119,57 +133,73 @@ async def preview_schedule(body: ScheduleCreate, _user: Author, request: Request
     status_code=status.HTTP_201_CREATED,
     responses={**BAD_JSON, **_INVALID, **_UNAVAILABLE, 409: _CONFLICT[409]},
 )
-async def create_schedule(body: ScheduleCreate, user: Author, request: Request) -> SchedulePublic:
+async def create_schedule(
+    body: ScheduleCreate, user: Author, request: Request, scope: ScopeDep
+) -> SchedulePublic:
     try:
-        return await _service(request).create(body, actor=user.username, role=user.role)
+        return await _service(request).create(
+            body, actor=user.username, role=user.role, scope=scope
+        )
     except ScheduleError as exc:
         _refuse(exc)
 
 
 @schedules.get("/{name}", responses=_NOT_FOUND)
-async def get_schedule(_user: Reader, request: Request, name: Name) -> ScheduleDetail:
+async def get_schedule(
+    _user: Reader, request: Request, scope: ScopeDep, name: Name
+) -> ScheduleDetail:
     """The schedule with its next runs, step by step."""
     try:
-        return await _service(request).get(name)
+        return await _service(request).get(name, scope=scope)
     except ScheduleError as exc:
         _refuse(exc)
 
 
 @schedules.put("/{name}", responses={**BAD_JSON, **_INVALID, **_WRITE})
 async def update_schedule(
-    body: ScheduleFields, user: Author, request: Request, name: Name
+    body: ScheduleFields, user: Author, request: Request, scope: ScopeDep, name: Name
 ) -> SchedulePublic:
     """Replace the schedule's fields (all of them: what is left out takes its default)."""
     try:
-        return await _service(request).update(name, body, actor=user.username, role=user.role)
+        return await _service(request).update(
+            name, body, actor=user.username, role=user.role, scope=scope
+        )
     except ScheduleError as exc:
         _refuse(exc)
 
 
 @schedules.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_WRITE)
-async def delete_schedule(user: Author, request: Request, name: Name) -> Response:
+async def delete_schedule(user: Author, request: Request, scope: ScopeDep, name: Name) -> Response:
     """Delete the schedule; its run reports are kept."""
     try:
-        await _service(request).delete(name, actor=user.username, role=user.role)
+        await _service(request).delete(name, actor=user.username, role=user.role, scope=scope)
     except ScheduleError as exc:
         _refuse(exc)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @schedules.post("/{name}/enable", responses={**_INVALID, **_WRITE})
-async def enable_schedule(user: Author, request: Request, name: Name) -> SchedulePublic:
+async def enable_schedule(
+    user: Author, request: Request, scope: ScopeDep, name: Name
+) -> SchedulePublic:
     """Runs from now on; steps that fell due while it was disabled are not fired."""
     try:
-        return await _service(request).set_enabled(name, True, actor=user.username, role=user.role)
+        return await _service(request).set_enabled(
+            name, True, actor=user.username, role=user.role, scope=scope
+        )
     except ScheduleError as exc:
         _refuse(exc)
 
 
 @schedules.post("/{name}/disable", responses=_WRITE)
-async def disable_schedule(user: Author, request: Request, name: Name) -> SchedulePublic:
+async def disable_schedule(
+    user: Author, request: Request, scope: ScopeDep, name: Name
+) -> SchedulePublic:
     """No further step fires, including the rest of a run under way."""
     try:
-        return await _service(request).set_enabled(name, False, actor=user.username, role=user.role)
+        return await _service(request).set_enabled(
+            name, False, actor=user.username, role=user.role, scope=scope
+        )
     except ScheduleError as exc:
         _refuse(exc)
 
@@ -178,6 +208,7 @@ async def disable_schedule(user: Author, request: Request, name: Name) -> Schedu
 async def schedule_runs(
     _user: Reader,
     request: Request,
+    scope: ScopeDep,
     name: Name,
     state: RunState | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -185,7 +216,7 @@ async def schedule_runs(
     """The runs' steps, newest run first: fired (with the activation, whose own report says
     what each siren did), failed or missed, and why."""
     try:
-        return await _service(request).runs(name, limit=limit, state=state)
+        return await _service(request).runs(name, limit=limit, state=state, scope=scope)
     except ScheduleError as exc:
         _refuse(exc)
 

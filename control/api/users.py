@@ -20,6 +20,7 @@ from control.api.deps import (
     Allow,
     ErrorDetail,
     ScopeDep,
+    invalid_body,
 )
 from control.areas import CODE_PATTERN, Scope
 from control.auth import (
@@ -136,9 +137,8 @@ def _placeable(scope: Scope, area: str | None) -> str | None:
             "only an admin who acts in every area may give a user every area",
         )
     if area not in scope.tree.areas or not scope.has_area(area):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"no area {area!r} in your part of the tree (GET /api/v1/areas lists it)",
+        raise invalid_body(
+            "area", f"no area {area!r} in your part of the tree (GET /api/v1/areas lists it)"
         )
     return area
 

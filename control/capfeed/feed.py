@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -219,9 +219,19 @@ class CapFeed:
         direction: str | None = None,
         msg_type: str | None = None,
         limit: int = 100,
+        sites: frozenset[str] | None = None,
+        schedules: Collection[str] | None = None,
     ) -> list[CapMessage]:
+        """Newest first; ``sites`` and ``schedules``: only those a caller's area reaches
+        (records.list_messages)."""
         return await records.list_messages(
-            self.db, activation=activation, direction=direction, msg_type=msg_type, limit=limit
+            self.db,
+            activation=activation,
+            direction=direction,
+            msg_type=msg_type,
+            limit=limit,
+            sites=sites,
+            schedules=schedules,
         )
 
     async def get(self, identifier: str) -> CapMessage | None:

@@ -9,12 +9,13 @@ broker up a message goes out once whatever the number of replicas.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from control.db import CapMessage, Database
+from control.db import CapMessage, Database, SirenTarget
 
 __all__ = [
     "IN",
@@ -147,9 +148,21 @@ async def list_messages(
     direction: str | None = None,
     msg_type: str | None = None,
     limit: int = 100,
+    sites: frozenset[str] | None = None,
+    schedules: Collection[str] | None = None,
 ) -> list[CapMessage]:
-    """Newest first."""
+    """Newest first. ``sites`` (a caller's area): only messages of an activation with a
+    target on one of them, or of one of ``schedules``; chosen in the query, so that the
+    limit counts what is shown."""
     query = select(CapMessage)
+    if sites is not None:
+        of_activation = CapMessage.activation.in_(
+            select(SirenTarget.activation_id).where(SirenTarget.site.in_(sorted(sites)))
+        )
+        of_schedule = and_(
+            CapMessage.activation.is_(None), CapMessage.schedule.in_(sorted(schedules or ()))
+        )
+        query = query.where(or_(of_activation, of_schedule))
     if activation is not None:
         query = query.where(CapMessage.activation == activation)
     if direction is not None:

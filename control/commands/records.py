@@ -359,11 +359,16 @@ async def get(db: Database, command_id: str) -> CommandRecord | None:
         return (await s.scalars(query)).one_or_none()
 
 
-async def list_records(db: Database, gateway: str | None, limit: int) -> list[CommandRecord]:
-    """The newest commands first, optionally of one gateway."""
+async def list_records(
+    db: Database, gateway: str | None, limit: int, gateways: Collection[str] | None = None
+) -> list[CommandRecord]:
+    """The newest commands first, optionally of one gateway, and only of ``gateways`` unless
+    it is None (a caller's scope, in SQL so that ``limit`` counts only what they may see)."""
     query = select(CommandRecord)
     if gateway is not None:
         query = query.where(CommandRecord.gateway == gateway)
+    if gateways is not None:
+        query = query.where(CommandRecord.gateway.in_(gateways))
     async with db.session() as s:
         rows = await s.scalars(query.order_by(CommandRecord.ts_ms.desc()).limit(limit))
         return list(rows)

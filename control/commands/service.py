@@ -18,7 +18,7 @@ import contextlib
 import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from typing import Any, Self
 
 from pydantic import ValidationError
@@ -396,9 +396,15 @@ class CommandService:
         """The record with its events."""
         return await records.get(self.db, command_id)
 
-    async def recent(self, gateway: str | None = None, limit: int = 100) -> list[CommandRecord]:
-        """The newest records first (without their events)."""
-        return await records.list_records(self.db, gateway, limit)
+    async def recent(
+        self,
+        gateway: str | None = None,
+        limit: int = 100,
+        *,
+        gateways: Collection[str] | None = None,
+    ) -> list[CommandRecord]:
+        """The newest records first (without their events); only of ``gateways`` unless None."""
+        return await records.list_records(self.db, gateway, limit, gateways)
 
     # -- the MQTT session -----------------------------------------------------------------------
 

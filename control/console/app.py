@@ -9,6 +9,7 @@ anonymous callers and callers without the page's permission.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,12 +17,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from control.api.guards import DatabaseUnavailable
+from control.auth import Principal
 from control.console import audit_page, conversions, fleet, live, login, operations, work_orders
 from control.console.render import render
+from control.console.scope import scope_of
 from control.console.security import SecurityHeaders
+from shelterwatch.errors import ShelterwatchError
 
 __all__ = ["MOUNT", "PUBLIC_PATHS", "create_console"]
 
@@ -36,6 +41,16 @@ def _wants_page(request: Request) -> bool:
     return request.method == "GET" and not request.url.path.startswith(f"{MOUNT}/events")
 
 
+async def _signed_in(request: Request) -> Principal | None:
+    """The caller an error page is shown to, with their scope read for its menu."""
+    user: Principal | None = getattr(request.state, "user", None)
+    if user is not None:
+        # Without the tree the page is framed as narrowly as it can be (render.py).
+        with contextlib.suppress(SQLAlchemyError, ShelterwatchError, OSError):
+            await scope_of(request, user)
+    return user
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 401 and _wants_page(request):
@@ -43,7 +58,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return RedirectResponse(f"{MOUNT}/login?next={quote(target, safe='/')}", status_code=303)
     if not _wants_page(request):
         return Response(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
-    user = getattr(request.state, "user", None)
+    user = await _signed_in(request)
     return render(
         request,
         "error",
@@ -58,7 +73,7 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     detail = "; ".join(
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
     )
-    user = getattr(request.state, "user", None)
+    user = await _signed_in(request)
     return render(request, "error", {"status": 422, "detail": detail}, user=user, status_code=422)
 
 

@@ -1,5 +1,9 @@
 """The audit page: browse the trail newest first, filter by actor and action, verify the
-chain and export it (the last two through the audit API)."""
+chain and export it (the last two through the audit API).
+
+As in the audit API, the trail is for people who act in every area: its rows are not placed
+in areas, and verifying the chain needs every row. A user of a narrower area gets the
+console's 403 page saying so (and no menu link to it)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from sqlalchemy import select
 from control.api.deps import Allow, DatabaseDep
 from control.auth import Permission, Principal
 from control.console.render import render
+from control.console.scope import CallerScope
 from control.db import AuditEntry
 
 __all__ = ["router"]
@@ -31,11 +36,20 @@ def _like(text: str) -> str:
 async def audit_page(
     request: Request,
     user: Annotated[Principal, Allow(Permission.AUDIT_READ)],
+    scope: CallerScope,
     db: DatabaseDep,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=200)] = None,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> Response:
+    if not scope.unlimited:
+        return render(
+            request,
+            "error",
+            {"status": 403, "detail": "", "area_only": True},
+            user=user,
+            status_code=403,
+        )
     query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(PAGE + 1)
     if actor:
         query = query.where(AuditEntry.actor == actor)

@@ -1,11 +1,13 @@
-"""The fleet view and the site view: every site's readiness, a site's readings and charts."""
+"""The fleet view and the site view: the readiness of every site in the caller's area, a
+site's readings and charts. A site outside the caller's area is left out of the fleet and
+answers 404 on its own page, as a site without readings does."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
@@ -13,9 +15,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from control.alerts import AlertService
 from control.api.deps import Allow, StoreDep
+from control.areas import Level, Scope
+from control.areas.rollup import area_counts
 from control.auth import Permission, Principal
 from control.console.readiness import AlertFact, SiteFacts, SiteReadiness, assess
 from control.console.render import render
+from control.console.scope import CallerScope, area_choices, top_of, trail
 from control.console.thresholds import thresholds_for
 from control.conversions import ConversionService
 from control.maintenance.readiness import NOT_READINGS
@@ -28,7 +33,7 @@ from shelterwatch.store import LatestValue, TimeSeriesStore
 if TYPE_CHECKING:  # the maintenance service imports readiness, which the console shares
     from control.maintenance import MaintenanceService
 
-__all__ = ["RANGES", "posture_of", "postures_of", "router"]
+__all__ = ["RANGES", "FleetRow", "posture_of", "postures_of", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +74,32 @@ async def _latest(store: TimeSeriesStore, site: str) -> list[LatestValue]:
         return []
 
 
-async def fleet_rows(request: Request, store: TimeSeriesStore) -> tuple[list[Any], list[str]]:
+class FleetRow(NamedTuple):
+    readiness: SiteReadiness
+    posture: str
+    # The site's name in the area tree ("" for a site the tree does not place).
+    name: str
+
+
+async def fleet_rows(
+    request: Request, store: TimeSeriesStore, scope: Scope, within: frozenset[str] | None = None
+) -> tuple[list[FleetRow], list[str]]:
+    """The readiness of every site ``scope`` sees (and, with ``within``, only of those
+    sites), and the districts of their siren posts."""
+
+    def shown(site: str) -> bool:
+        return scope.has_site(site) and (within is None or site in within)
+
     sirens: SirenService = request.state.sirens
     alerts: AlertService = request.state.alerts
-    posts = await inv.list_sirens(sirens.db)
+    posts = [p for p in await inv.list_sirens(sirens.db) if shown(p.site)]
     health = await sirens.with_health(posts)
-    sites = sorted(set(await store.sites()) | {p.site for p in posts})
-    open_alerts = await alerts.recent(active_only=True, limit=1000)
+    sites = sorted(s for s in set(await store.sites()) | {p.site for p in posts} if shown(s))
+    open_alerts = [
+        a
+        for a in await alerts.recent(active_only=True, limit=1000, scope=scope)
+        if within is None or a.site in within
+    ]
     # Sites are read one after the other: the SQLite store serialises reads anyway, and an
     # InfluxDB answers a few queries per site. Past a few hundred sites, Grafana's fleet
     # dashboard is the better tool (docs/dashboards.md).
@@ -99,8 +123,11 @@ async def fleet_rows(request: Request, store: TimeSeriesStore) -> tuple[list[Any
             ),
             [a for a in open_alerts if a.site == site],
         )
-        rows.append((readiness, postures.get(site, "peacetime")))
-    districts = sorted({r.district for r, _ in rows if r.district})
+        place = scope.tree.get(site)
+        rows.append(
+            FleetRow(readiness, postures.get(site, "peacetime"), place.name if place else "")
+        )
+    districts = sorted({r.readiness.district for r in rows if r.readiness.district})
     return rows, districts
 
 
@@ -124,23 +151,52 @@ async def _readiness(request: Request, facts: SiteFacts, alerts: list[Any]) -> S
         return assess(facts)
 
 
+def _unknown_area(area: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no area {area!r}")
+
+
 @router.get("/fleet")
 async def fleet(
     request: Request,
     user: Reader,
     store: StoreDep,
+    scope: CallerScope,
     district: Annotated[str | None, Query(max_length=64)] = None,
+    area: Annotated[str | None, Query(pattern=SLUG_PATTERN, max_length=64)] = None,
 ) -> Response:
-    rows, districts = await fleet_rows(request, store)
+    """With ``area``, the sites under that area (one of the caller's) and a line per child
+    area with its counts rolled up; an area outside the caller's answers 404 like one that
+    does not exist."""
+    tree = scope.tree
+    top = top_of(scope)
+    place = tree.get(area) if area else None
+    if area and (place is None or place.level is Level.SITE or not scope.has_area(area)):
+        raise _unknown_area(area)
+    focus = area or top
+    # The root holds the sites no area places too: picking it filters nothing.
+    within = tree.sites_under(area) if area and area != tree.root_code() else None
+    rows, districts = await fleet_rows(request, store, scope, within)
     if district:
-        rows = [r for r in rows if r[0].district == district]
+        rows = [r for r in rows if r.readiness.district == district]
     totals: dict[str, int] = {}
-    for r, _ in rows:
-        totals[r.state.key] = totals.get(r.state.key, 0) + 1
+    for row in rows:
+        totals[row.readiness.state.key] = totals.get(row.readiness.state.key, 0) + 1
+    children = [
+        c for c in (tree.children(focus) if focus else ()) if tree.areas[c].level is not Level.SITE
+    ]
     return render(
         request,
         "fleet",
-        {"rows": rows, "districts": districts, "district": district or "", "totals": totals},
+        {
+            "rows": rows,
+            "districts": districts,
+            "district": district or "",
+            "totals": totals,
+            "area": area or "",
+            "areas": area_choices(scope),
+            "trail": trail(scope, focus) if focus else [],
+            "rollup": await area_counts(request.state.db, tree, children) if children else [],
+        },
         user=user,
     )
 
@@ -165,16 +221,22 @@ async def site_view(
     request: Request,
     user: Reader,
     store: StoreDep,
+    scope: CallerScope,
     site: Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)],
     device: Annotated[str | None, Query(pattern=SLUG_PATTERN, max_length=64)] = None,
     point: Annotated[str | None, Query(max_length=64)] = None,
     range: Annotated[str, Query(pattern="^(1h|6h|24h|7d)$")] = "1h",
 ) -> Response:
+    unknown = HTTPException(status.HTTP_404_NOT_FOUND, f"no readings for site {site!r}")
+    # A site outside the caller's area is not read at all, and answers in the very words of
+    # a site without readings.
+    if not scope.has_site(site):
+        raise unknown
     readings = await _latest(store, site)
     alerts: AlertService = request.state.alerts
-    open_alerts = await alerts.recent(active_only=True, site=site, limit=200)
+    open_alerts = await alerts.recent(active_only=True, site=site, limit=200, scope=scope)
     if not readings and not open_alerts:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no readings for site {site!r}")
+        raise unknown
     devices: dict[str, list[LatestValue]] = {}
     for row in readings:
         devices.setdefault(row.device, []).append(row)
@@ -195,6 +257,8 @@ async def site_view(
         "site",
         {
             "site": site,
+            "site_name": place.name if (place := scope.tree.get(site)) else "",
+            "trail": trail(scope, site),
             "devices": devices,
             "alerts": open_alerts,
             "chart": chart,

@@ -13,6 +13,12 @@ Events (``event:`` name, JSON ``data:``):
 - ``activation`` ``{"id": ...}``: an activation or one of its sirens changed;
 - ``conversion`` ``{"id": ...}``: a conversion order, one of its steps, or a posture changed;
 - ``signed_out``: the session ended (logged out, expired, account disabled): stop.
+
+Each stream hears only of what lies in its user's area (control/areas/scope.py): an alert at
+one of its sites, an activation with a siren at one of them, an order with a shelter at one
+of them, a posture of one of them; nothing, not even an id, of a neighbour's. The area is
+read again with the session (every ``RECHECK_S``), so a user moved to another area hears of
+the new one from then on.
 """
 
 from __future__ import annotations
@@ -21,18 +27,21 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from control.api.deps import Allow, SessionsDep
-from control.auth import Permission, Principal
+from control.areas import AreaStore, Scope
+from control.auth import Permission, Principal, Sessions
+from control.console.scope import CallerScope, area_store
 from control.db import (
     ConversionEvent,
     ConversionOrder,
@@ -62,30 +71,70 @@ RECHECK_S = 30.0
 _RECENT_MS = 3_600_000
 _WATCHED = 200
 
+_V = TypeVar("_V")
+
 
 @dataclass(frozen=True)
 class Snapshot:
     alerts: tuple[int, int | None] = (0, None)
+    # site → the count and newest change of its alerts: which sites an alert change is about
+    alert_sites: Mapping[str, tuple[int, int | None]] = field(default_factory=dict)
     # activation id → what changes when it or one of its sirens changes
     activations: dict[str, tuple[object, ...]] = field(default_factory=dict)
-    # conversion order id → its state and newest change (steps included); "" → postures
+    # activation id → the sites of its sirens
+    activation_sites: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # conversion order id → its state and newest change (steps included)
     conversions: dict[str, tuple[object, ...]] = field(default_factory=dict)
+    # conversion order id → the sites of its shelters
+    conversion_sites: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # the count and newest change of the sites' postures, and each site's change
+    postures: tuple[int, int | None] = (0, None)
+    posture_sites: Mapping[str, int] = field(default_factory=dict)
 
-    def changes(self, newer: Snapshot) -> list[tuple[str, dict[str, str]]]:
+    def changes(
+        self, newer: Snapshot, scope: Scope | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """The events between this snapshot and ``newer`` that ``scope`` may hear of (None:
+        every event)."""
+        whole = scope is None or scope.unlimited
+
+        def seen(sites: Iterable[str]) -> bool:
+            return whole or (scope is not None and any(scope.has_site(s) for s in sites))
+
         out: list[tuple[str, dict[str, str]]] = []
-        if newer.alerts != self.alerts:
+        if newer.alerts != self.alerts and (
+            whole or seen(_moved(self.alert_sites, newer.alert_sites))
+        ):
             out.append(("alerts", {}))
         for activation_id, sig in sorted(newer.activations.items()):
-            if self.activations.get(activation_id) != sig:
+            if self.activations.get(activation_id) != sig and seen(
+                newer.activation_sites.get(activation_id, ())
+            ):
                 out.append(("activation", {"id": activation_id}))
+        # "" stands for the postures: the board shows them, so a change refreshes it.
+        if newer.postures != self.postures and (
+            whole or seen(_moved(self.posture_sites, newer.posture_sites))
+        ):
+            out.append(("conversion", {"id": ""}))
         for order_id, sig in sorted(newer.conversions.items()):
-            if self.conversions.get(order_id) != sig:
+            if self.conversions.get(order_id) != sig and seen(
+                newer.conversion_sites.get(order_id, ())
+            ):
                 out.append(("conversion", {"id": order_id}))
         return out
 
 
+def _moved(older: Mapping[str, _V], newer: Mapping[str, _V]) -> set[str]:
+    return {k for k in older.keys() | newer.keys() if older.get(k) != newer.get(k)}
+
+
 class ChangeFeed:
-    """The latest snapshot, taken at most once per ``poll_s`` for all streams."""
+    """The latest snapshot, taken at most once per ``poll_s`` for all streams.
+
+    What each change is about (the sites of an alert, an activation, an order or a posture)
+    is read only when something moved, and the sites of an activation or order only once:
+    its targets are fixed when it is recorded. So a quiet second costs what it did before
+    areas, whatever the number of sites."""
 
     def __init__(self, db: Database, poll_s: float = POLL_S) -> None:
         self.db = db
@@ -93,16 +142,18 @@ class ChangeFeed:
         self._lock = asyncio.Lock()
         self._snapshot: Snapshot | None = None
         self._taken = 0.0
+        self._activation_sites: dict[str, frozenset[str]] = {}
+        self._conversion_sites: dict[str, frozenset[str]] = {}
 
     async def snapshot(self) -> Snapshot:
         async with self._lock:
             now = time.monotonic()
             if self._snapshot is None or now - self._taken >= self.poll_s * 0.9:
-                self._snapshot = await self._take()
+                self._snapshot = await self._take(self._snapshot)
                 self._taken = now
             return self._snapshot
 
-    async def _take(self) -> Snapshot:
+    async def _take(self, before: Snapshot | None) -> Snapshot:
         since = time.time_ns() // 1_000_000 - _RECENT_MS
         finals = [s.value for s in FINAL_STATES]
         async with self.db.session() as s:
@@ -111,6 +162,11 @@ class ChangeFeed:
                     select(func.count(AlertRecord.id), func.max(AlertRecord.updated_ts))
                 )
             ).one()
+            alerts = (int(count), newest)
+            if before is not None and before.alerts == alerts:
+                alert_sites = before.alert_sites
+            else:
+                alert_sites = await _alert_sites(s)
             rows = (
                 await s.execute(
                     select(SirenActivation.id, SirenActivation.state, SirenActivation.updated_ms)
@@ -141,12 +197,73 @@ class ChangeFeed:
                 ).all()
                 for activation_id, state, n, newest_target in targets:
                     sigs[activation_id].append((state, n, newest_target))
+            self._activation_sites = await _sites_of(
+                s, SirenTarget.activation_id, SirenTarget.site, sigs, self._activation_sites
+            )
             conversions = await _conversions(s, since)
+            self._conversion_sites = await _sites_of(
+                s,
+                ConversionTarget.order_id,
+                ConversionTarget.site,
+                conversions,
+                self._conversion_sites,
+            )
+            posture_count, posture_newest = (
+                await s.execute(
+                    select(
+                        func.count(SitePostureRecord.site), func.max(SitePostureRecord.updated_ms)
+                    )
+                )
+            ).one()
+            postures = (int(posture_count), posture_newest)
+            if before is not None and before.postures == postures:
+                posture_sites = before.posture_sites
+            else:
+                rows_of_postures = await s.execute(
+                    select(SitePostureRecord.site, SitePostureRecord.updated_ms)
+                )
+                posture_sites = {site: updated for site, updated in rows_of_postures.all()}
         return Snapshot(
-            alerts=(int(count), newest),
+            alerts=alerts,
+            alert_sites=alert_sites,
             activations={k: tuple(v) for k, v in sigs.items()},
+            activation_sites=self._activation_sites,
             conversions=conversions,
+            conversion_sites=self._conversion_sites,
+            postures=postures,
+            posture_sites=posture_sites,
         )
+
+
+async def _alert_sites(s: AsyncSession) -> dict[str, tuple[int, int | None]]:
+    rows = await s.execute(
+        select(
+            AlertRecord.site, func.count(AlertRecord.id), func.max(AlertRecord.updated_ts)
+        ).group_by(AlertRecord.site)
+    )
+    return {site: (int(n), newest) for site, n, newest in rows.all()}
+
+
+async def _sites_of(
+    s: AsyncSession,
+    key: InstrumentedAttribute[str],
+    site: InstrumentedAttribute[str],
+    watched: Mapping[str, object],
+    known: Mapping[str, frozenset[str]],
+) -> dict[str, frozenset[str]]:
+    """The sites of each watched activation or order: those already known, and the rest
+    read now. Only the watched ones are kept, so the map stays as small as the watch."""
+    out = {k: known[k] for k in watched if k in known}
+    missing = [k for k in watched if k not in known]
+    if missing:
+        found: dict[str, set[str]] = {k: set() for k in missing}
+        rows = await s.execute(select(key, site).where(key.in_(missing)).distinct())
+        for owner, where in rows.all():
+            found[owner].add(where)
+        # An activation or order seen before its targets were (another transaction) is
+        # read again next time rather than remembered as placed nowhere.
+        out.update({k: frozenset(v) for k, v in found.items() if v})
+    return out
 
 
 async def _conversions(s: AsyncSession, since: int) -> dict[str, tuple[object, ...]]:
@@ -175,11 +292,7 @@ async def _conversions(s: AsyncSession, since: int) -> dict[str, tuple[object, .
             .limit(_WATCHED)
         )
     ).all()
-    out: dict[str, tuple[object, ...]] = {r[0]: tuple(r[1:]) for r in rows}
-    newest_posture = (await s.execute(select(func.max(SitePostureRecord.updated_ms)))).scalar()
-    if newest_posture is not None:
-        out[""] = (newest_posture,)
-    return out
+    return {r[0]: tuple(r[1:]) for r in rows}
 
 
 def _feed(request: Request) -> ChangeFeed:
@@ -195,7 +308,9 @@ def _event(name: str, data: dict[str, str]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-async def _stream(feed: ChangeFeed, sessions: SessionsDep, token: str) -> AsyncIterator[bytes]:
+async def _stream(
+    feed: ChangeFeed, sessions: Sessions, areas: AreaStore, token: str, scope: Scope
+) -> AsyncIterator[bytes]:
     # The browser reconnects by itself after 3 s if the stream drops.
     yield b"retry: 3000\n\n"
     last = await feed.snapshot()
@@ -204,12 +319,15 @@ async def _stream(feed: ChangeFeed, sessions: SessionsDep, token: str) -> AsyncI
     while True:
         await asyncio.sleep(feed.poll_s)
         now = time.monotonic()
-        if now - checked >= RECHECK_S:
-            checked = now
-            if await sessions.resolve(token) is None:
-                yield _event("signed_out", {})
-                return
         try:
+            if now - checked >= RECHECK_S:
+                checked = now
+                principal = await sessions.resolve(token)
+                if principal is None:
+                    yield _event("signed_out", {})
+                    return
+                # A user moved to another area, or a new tree, applies from here on.
+                scope = Scope(await areas.current(), principal.area)
             newer = await feed.snapshot()
         except (SQLAlchemyError, OSError) as exc:
             if not failing:
@@ -217,7 +335,7 @@ async def _stream(feed: ChangeFeed, sessions: SessionsDep, token: str) -> AsyncI
             failing = True
             continue
         failing = False
-        for name, data in last.changes(newer):
+        for name, data in last.changes(newer, scope):
             yield _event(name, data)
             quiet = now
         last = newer
@@ -230,6 +348,7 @@ async def _stream(feed: ChangeFeed, sessions: SessionsDep, token: str) -> AsyncI
 async def events(
     request: Request,
     _user: Annotated[Principal, Allow(Permission.SITES_READ)],
+    scope: CallerScope,
     sessions: SessionsDep,
 ) -> StreamingResponse:
     """The event stream of every console page (see the module's docstring)."""
@@ -239,7 +358,7 @@ async def events(
     if auth.lower().startswith("bearer "):
         token = auth[7:]
     return StreamingResponse(
-        _stream(_feed(request), sessions, token),
+        _stream(_feed(request), sessions, area_store(request), token, scope),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

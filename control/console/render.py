@@ -1,7 +1,8 @@
 """Rendering console pages: Jinja2 with autoescape on, the language, the user, the headers.
 
 Every page is rendered with ``t`` (the catalogue), ``tv`` (a state's words), ``when`` (a time
-in the service's time zone), ``can`` (does the user hold a permission) and ``user``. A
+in the service's time zone), ``can`` (does the user hold a permission), ``user``,
+``everywhere`` (does the user act in every area) and ``user_area`` (their area's name). A
 request with ``X-Console-Partial: 1`` gets only the page's live region (``<name>_live.html``),
 which console.js swaps in when the server says something changed.
 """
@@ -20,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from control.auth import Permission, Principal, allows
 from control.console.i18n import LANG_COOKIE, LANGS, catalogue, choose_lang, translator
+from control.console.scope import known_scope
 from control.settings import ControlSettings
 
 __all__ = ["PARTIAL_HEADER", "lang_of", "render"]
@@ -77,6 +79,14 @@ def render(
     def can(permission: str) -> bool:
         return user is not None and allows(user.role, Permission(permission))
 
+    scope = known_scope(request)
+    # A page that did not read the scope (none should, once signed in) is framed as narrow
+    # as it can be: the menu leaves out what needs every area.
+    everywhere = scope.unlimited if scope is not None else False
+    user_area = ""
+    if user is not None and user.area is not None:
+        place = scope.tree.get(user.area) if scope is not None else None
+        user_area = place.name if place is not None else user.area
     partial = request.headers.get(PARTIAL_HEADER) == "1"
     name = f"{page}_live.html" if partial else f"{page}.html"
     body = _env.get_template(name).render(
@@ -87,6 +97,8 @@ def render(
         can=can,
         when=_when(ZoneInfo(settings.sirens.timezone)),
         user=user,
+        everywhere=everywhere,
+        user_area=user_area,
         lang=lang,
         langs=LANGS,
         path=request.url.path,

@@ -5,6 +5,9 @@ As on the other pages, closing is console.js's call to the JSON API
 (``POST /api/v1/work-orders/{id}/close``): the same permission, audit row and state rules as
 any other client. The history is the order's own rows of the audit trail (created, started,
 closed, cancelled), which the order's readers may see without reading the whole trail.
+
+An order belongs to the area of its site: the list holds only the caller's area's orders,
+and another area's order answers 404 in the words of one that does not exist.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from control.api.deps import Allow
 from control.api.maintenance import http_error, maintenance_service
 from control.auth import Permission, Principal
 from control.console.render import render
+from control.console.scope import CallerScope
 from control.db import AuditEntry
-from control.maintenance import MaintenanceError
+from control.maintenance import MaintenanceError, NotFound
 from control.maintenance.service import OPEN_STATES
 from shelterwatch.contract import SLUG_PATTERN
 
@@ -58,14 +62,19 @@ def _said(params: str) -> dict[str, str]:
 async def work_orders_page(
     request: Request,
     user: Reader,
+    scope: CallerScope,
     state: Literal["active", "open", "in_progress", "done", "cancelled", "all"] = "active",
     site: Annotated[str | None, Query(pattern=SLUG_PATTERN, max_length=64)] = None,
 ) -> Response:
     """State ``active`` (the default) is what is still to do: open and in progress."""
     states: list[str] | None = {"active": list(OPEN_STATES), "all": None}.get(state, [state])
-    orders = await maintenance_service(request).orders(
-        sites=[site] if site else None, states=states, limit=_LIMIT
-    )
+    sites: list[str] | None
+    if site:
+        # A site outside the area filters to nothing, as a site without orders does.
+        sites = [site] if scope.has_site(site) else []
+    else:
+        sites = None if scope.sites is None else sorted(scope.sites)
+    orders = await maintenance_service(request).orders(sites=sites, states=states, limit=_LIMIT)
     return render(
         request,
         "work_orders",
@@ -85,11 +94,15 @@ async def work_orders_page(
 async def work_order_page(
     request: Request,
     user: Reader,
+    scope: CallerScope,
     order_id: Annotated[str, Path(pattern=r"^wo-[0-9a-f]{12}$")],
 ) -> Response:
     service = maintenance_service(request)
     try:
         order = await service.get_order(order_id)
+        if not scope.has_site(order.site):
+            # The service's own words for an unknown id.
+            raise NotFound(f"no work order {order_id}")
     except MaintenanceError as exc:
         raise http_error(exc) from exc
     # The trail's targets are "<order id> <site>" (MaintenanceService._move, create_order).

@@ -13,7 +13,7 @@ changed it meanwhile, so the broker ends with the newest posture whatever the re
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 from sqlalchemy import or_, select, update
@@ -91,8 +91,13 @@ async def list_orders(
     kind: str | None = None,
     site: str | None = None,
     limit: int = 100,
+    sites: Collection[str] | None = None,
 ) -> list[ConversionOrder]:
+    """The newest first. ``sites``: only orders with a shelter among them (a caller's scope,
+    in SQL so that ``limit`` counts only what the caller may see); None: every order."""
     query = select(ConversionOrder).options(*_full()).order_by(ConversionOrder.requested_ms.desc())  # type: ignore[arg-type]
+    if sites is not None:
+        query = query.where(ConversionOrder.targets.any(ConversionTarget.site.in_(sites)))
     if state:
         query = query.where(ConversionOrder.state == state)
     if kind:

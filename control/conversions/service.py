@@ -7,6 +7,14 @@ a commander other than the requester to ``approve`` it within
 steps in dependency order, writes through the command service, verdicts from telemetry.
 People confirm manual steps with a note (``confirm``). Drill and real orders differ only in
 kind, approval and labelling: they run the same plans, checks and interlocks.
+
+Each call may take the caller's ``Scope`` (None: everything, for the service's own callers).
+An order is placed by its shelters: one is visible to whoever has any of its shelters in
+scope, shown only as far as that scope reaches (views.scoped), and an order with none in scope
+is not found, exactly like an unknown id. Requesting needs every shelter (and every named
+gateway) in scope. Approving, and cancelling, act on every shelter of the order, so they need
+a scope that covers them all: the order's area, a common parent of its shelters, which the
+refusal names (docs/conversion.md, "Areas and scope").
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control.areas.scope import Scope
 from control.auth import Permission, Role, allows, two_person_rule
 from control.commands import CommandService
 from control.conversions import records
@@ -37,8 +46,9 @@ from control.conversions.postures import PosturePublisher
 from control.conversions.reports import ConversionReport, report_of
 from control.conversions.sweep import Sweeper
 from control.conversions.trail import audit, audit_first
-from control.conversions.views import order_public, plan_public
+from control.conversions.views import order_public, plan_public, scoped
 from control.db import ConversionOrder, ConversionStep, ConversionTarget, Database
+from control.exercises.labels import check_label
 from control.settings import ControlSettings
 from shelterwatch.store import TimeSeriesStore
 
@@ -109,7 +119,9 @@ class ConversionService:
 
     # -- orders ---------------------------------------------------------------------------------
 
-    async def request(self, body: OrderRequest, *, actor: str) -> OrderPublic:
+    async def request(
+        self, body: OrderRequest, *, actor: str, scope: Scope | None = None
+    ) -> OrderPublic:
         """Record an order; a drill starts at once, a real order waits for approval."""
         if not body.reason.strip():
             raise InvalidInput(
@@ -127,6 +139,11 @@ class ConversionService:
         sites = [s.site for s in body.shelters]
         if len(set(sites)) != len(sites):
             raise InvalidInput("each shelter once: a site is named twice", "shelters")
+        self._in_scope(body, scope)
+        # An exercise's label only on its drill orders, inside its areas, while it runs.
+        drill = body.kind == "drill"
+        await check_label(self.db, exercise, drill=drill, sites=sites, refuse=Conflict)
+        area = scope.needed_area(sites) if scope is not None and not scope.tree.empty else None
         plans = self._plans_for(sites, body.direction, body.plan)
         postures = await records.postures(self.db)
         await self._no_open_order(sites)
@@ -149,6 +166,8 @@ class ConversionService:
                 "plans": {s: f"{p.plan.name} v{p.plan.version} {p.hash}" for s, p in plans.items()},
                 "reason": body.reason,
                 "exercise": exercise,
+                # Only once areas exist, so rows written before them keep their shape.
+                **({"area": area} if area is not None else {}),
             },
         )
         now = records.now_ms()
@@ -159,7 +178,7 @@ class ConversionService:
             kind=body.kind,
             level=body.level,
             exercise=exercise,
-            area=None,
+            area=area,
             state=(OrderState.PENDING_APPROVAL if real else OrderState.RUNNING).value,
             detail="",
             reason=body.reason,
@@ -194,7 +213,29 @@ class ConversionService:
             body.reason,
         )
         self.publisher.wake.set()
-        return await self.get(order_id)
+        return await self.get(order_id, scope)
+
+    def _in_scope(self, body: OrderRequest, scope: Scope | None) -> None:
+        """Every shelter, and the gateway that will drive it, must lie in the caller's area.
+        One outside answers as unknown: for a scoped caller, a site or gateway the tree does
+        not place belongs to the root, so "not yours" and "does not exist" are one answer."""
+        if scope is None or scope.unlimited:
+            return
+        for ref in body.shelters:
+            if not scope.has_site(ref.site):
+                raise NotFound(
+                    f"no shelter {ref.site!r} in your area; GET /api/v1/areas lists your sites"
+                )
+            # A gateway named in the order must be one of the area's; one left to the naming
+            # pattern is the site's own, unless the tree places a gateway of that name
+            # elsewhere (the writes would then reach another area's devices).
+            gateway = ref.gateway or self.cfg.gateway_pattern.replace("{site}", ref.site)
+            placed = scope.tree.site_of_gateway(gateway) is not None
+            if (ref.gateway is not None or placed) and not scope.has_gateway(gateway):
+                raise NotFound(
+                    f"no gateway {gateway!r} in your area; GET /api/v1/areas lists your sites "
+                    "and their gateways"
+                )
 
     def _plans_for(
         self, sites: list[str], direction: str, name: str | None
@@ -271,10 +312,15 @@ class ConversionService:
                 now=now,
             )
 
-    async def approve(self, order_id: str, *, actor: str, comment: str = "") -> OrderPublic:
+    async def approve(
+        self, order_id: str, *, actor: str, comment: str = "", scope: Scope | None = None
+    ) -> OrderPublic:
         """A second person's yes to a real order: it starts now. Conflict (409) for your own
-        request, one not waiting for approval, or one whose window ran out."""
+        request, one not waiting for approval, or one whose window ran out; NotAllowed (403)
+        for an approver whose area does not cover every shelter of the order."""
         async with records.locked(self.db, order_id) as (s, order):
+            _visible(order, scope, f"no conversion order {order_id!r}")
+            _covered(order, scope, "approving")
             now = records.now_ms()
             if order.state != OrderState.PENDING_APPROVAL:
                 raise Conflict(f"{order_id} is {order.state}, not waiting for approval")
@@ -294,10 +340,17 @@ class ConversionService:
         )
         log.warning("conversions: real order %s approved by %s; running", order_id, actor)
         self.publisher.wake.set()
-        return await self.get(order_id)
+        return await self.get(order_id, scope)
 
     async def confirm(
-        self, order_id: str, *, site: str, step: str, note: str, actor: str
+        self,
+        order_id: str,
+        *,
+        site: str,
+        step: str,
+        note: str,
+        actor: str,
+        scope: Scope | None = None,
     ) -> OrderPublic:
         """A person confirms a manual step with a note."""
         if not note.strip():
@@ -305,11 +358,13 @@ class ConversionService:
                 "a confirmation needs a note: what was done, and how it was checked", "note"
             )
         async with records.locked(self.db, order_id) as (_s, order):
+            _visible(order, scope, f"no conversion order {order_id!r}")
             now = records.now_ms()
             if order.state != OrderState.RUNNING:
                 raise Conflict(f"{order_id} is {order.state}: only a running order takes steps")
             target = next((t for t in order.targets if t.site == site), None)
-            if target is None:
+            # A shelter of the order outside the caller's area is one it does not have.
+            if target is None or (scope is not None and not scope.has_site(site)):
                 raise NotFound(f"{order_id} has no shelter {site!r}")
             row = next((r for r in target.steps if r.step == step), None)
             if row is None:
@@ -335,12 +390,19 @@ class ConversionService:
             "done",
         )
         self.sweeper.wake.set()
-        return await self.get(order_id)
+        return await self.get(order_id, scope)
 
     async def cancel(
-        self, order_id: str, *, actor: str, role: Role, comment: str = ""
+        self,
+        order_id: str,
+        *,
+        actor: str,
+        role: Role,
+        comment: str = "",
+        scope: Scope | None = None,
     ) -> OrderPublic:
         async with records.locked(self.db, order_id) as (s, order):
+            _visible(order, scope, f"no conversion order {order_id!r}")
             now = records.now_ms()
             needed = (
                 Permission.COMMANDS_APPROVE if order.kind == "real" else Permission.COMMANDS_OPERATE
@@ -349,6 +411,9 @@ class ConversionService:
                 raise NotAllowed(
                     f"cancelling a {order.kind} order needs {needed.value}; you are {role.value}"
                 )
+            # Cancelling stops every shelter and returns each to its posture before: a
+            # county must not stop its neighbour's conversion, so it needs them all in scope.
+            _covered(order, scope, "cancelling")
             if OrderState(order.state) in FINAL_ORDER_STATES:
                 raise Conflict(f"{order_id} has ended ({order.state}); nothing to cancel")
             was_running = order.state == OrderState.RUNNING
@@ -387,12 +452,16 @@ class ConversionService:
         )
         await self.sweeper.clear_regressions(order_id, regressed)
         self.publisher.wake.set()
-        return await self.get(order_id)
+        return await self.get(order_id, scope)
 
     # -- reading --------------------------------------------------------------------------------
 
-    async def get(self, order_id: str) -> OrderPublic:
-        return order_public(await records.get(self.db, order_id), self.cfg)
+    async def get(self, order_id: str, scope: Scope | None = None) -> OrderPublic:
+        order = await records.get(self.db, order_id)
+        _visible(
+            order, scope, f"no conversion order {order_id!r}: GET /api/v1/conversions lists them"
+        )
+        return scoped(order_public(order, self.cfg), scope)
 
     async def recent(
         self,
@@ -401,12 +470,40 @@ class ConversionService:
         kind: str | None = None,
         site: str | None = None,
         limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[OrderPublic]:
-        rows = await records.list_orders(self.db, state=state, kind=kind, site=site, limit=limit)
-        return [order_public(r, self.cfg, with_events=False) for r in rows]
+        rows = await records.list_orders(
+            self.db,
+            state=state,
+            kind=kind,
+            site=site,
+            limit=limit,
+            sites=scope.sites if scope is not None else None,
+        )
+        return [scoped(order_public(r, self.cfg, with_events=False), scope) for r in rows]
 
-    async def report(self, order_id: str) -> ConversionReport:
-        return report_of(await self.get(order_id))
+    async def report(self, order_id: str, scope: Scope | None = None) -> ConversionReport:
+        """The report of what ``scope`` sees of the order: a county files its own shelters."""
+        return report_of(await self.get(order_id, scope))
 
     async def postures(self) -> dict[str, str]:
         return await records.postures(self.db)
+
+
+def _visible(order: ConversionOrder, scope: Scope | None, unknown: str) -> None:
+    """An order with no shelter in scope is not found, in the words used for an unknown id."""
+    if scope is not None and not any(scope.has_site(t.site) for t in order.targets):
+        raise NotFound(unknown)
+
+
+def _covered(order: ConversionOrder, scope: Scope | None, doing: str) -> None:
+    """Acting on the whole order needs an area over all its shelters. The refusal names that
+    area: a common parent of the caller's own shelters, so naming it leaks nothing."""
+    sites = [t.site for t in order.targets]
+    if scope is None or scope.covers_sites(sites):
+        return
+    needed = scope.needed_area(sites)
+    raise NotAllowed(
+        f"{doing} {order.id} needs someone of area {needed!r} or above: its shelters lie "
+        f"beyond your area {scope.area!r}; escalate to {needed!r}"
+    )

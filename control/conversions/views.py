@@ -1,7 +1,8 @@
-"""Order rows as the API shows them."""
+"""Order rows as the API shows them, whole or as far as a caller's area reaches."""
 
 from __future__ import annotations
 
+from control.areas.scope import Scope
 from control.conversions.execution import StepState
 from control.conversions.models import (
     EventPublic,
@@ -14,7 +15,7 @@ from control.conversions.plans import LoadedPlan, Plan, topological
 from control.db import ConversionOrder, ConversionTarget
 from control.settings import ConversionSettings
 
-__all__ = ["order_public", "plan_public"]
+__all__ = ["order_public", "plan_public", "scoped"]
 
 
 def plan_public(loaded: LoadedPlan) -> PlanPublic:
@@ -120,4 +121,26 @@ def order_public(
         ]
         if with_events
         else [],
+    )
+
+
+def scoped(order: OrderPublic, scope: Scope | None) -> OrderPublic:
+    """The order as ``scope`` may see it: the shelters in scope, their steps, and their
+    events with the order's own. An order over two counties is visible to each county for its
+    own shelters, and a child never sees its siblings' shelters, steps or notes; the order's
+    area is a common parent, so showing it leaks nothing."""
+    if scope is None or scope.unlimited:
+        return order
+    targets = [t for t in order.targets if scope.has_site(t.site)]
+    if len(targets) == len(order.targets):
+        return order
+    steps = [s for t in targets for s in t.steps]
+    return order.model_copy(
+        update={
+            "targets": targets,
+            "steps_total": len(steps),
+            "steps_done": sum(1 for s in steps if s.state == StepState.DONE),
+            "steps_regressed": sum(1 for s in steps if s.state == StepState.REGRESSED),
+            "events": [e for e in order.events if not e.site or scope.has_site(e.site)],
+        }
     )

@@ -10,6 +10,7 @@ from control.db.conversion_models import (
     SitePostureRecord,
 )
 from control.db.database import Database, async_url
+from control.db.exercise_models import Exercise, ExerciseAlert, ExerciseSituation
 from control.db.maintenance_models import MaintenanceRecord, WorkOrder
 from control.db.models import (
     ApiToken,
@@ -39,6 +40,9 @@ __all__ = [
     "ConversionStep",
     "ConversionTarget",
     "Database",
+    "Exercise",
+    "ExerciseAlert",
+    "ExerciseSituation",
     "MaintenanceRecord",
     "ScheduleRecord",
     "ScheduleRun",

@@ -74,7 +74,7 @@ class SiteReport(BaseModel):
 
 
 class MaintenanceReport(BaseModel):
-    scope: Literal["site", "district"]
+    scope: Literal["site", "district", "area"]
     name: str
     programme: str
     since_ms: int
@@ -121,7 +121,7 @@ async def build_report(
     service: MaintenanceService,
     sites: list[str],
     *,
-    scope: Literal["site", "district"],
+    scope: Literal["site", "district", "area"],
     name: str,
     since_ms: int,
     until_ms: int,

@@ -28,7 +28,9 @@ class ActivationStarter(Protocol):
     """The siren service as the scheduler sees it.
 
     ``request`` dispatches non-live kinds at once. ``resolve`` raises a ``ValueError`` (a
-    subclass naming the unknown ids) when a siren or group does not exist.
+    subclass naming the unknown ids) when a siren or group does not exist; the posts it
+    returns carry ``id`` and ``site`` (str), which place a schedule in the command areas (a
+    post without them is placed nowhere: only callers who see every area see it).
     """
 
     async def request(

@@ -6,6 +6,13 @@ so two people editing one schedule cannot silently overwrite each other. Who may
 schedule depends on what it sounds: silent tests only, a duty officer
 (``commands.operate``); any audible test or drill, a commander (``commands.approve``), for the
 schedule as it is and as it would be.
+
+Where: a schedule is a standing order over its sirens, so it belongs to the area that holds
+all of them. A caller of a limited area (``scope``) sees and changes only schedules whose
+targets resolve, today, to sirens all inside their area; any other answers as if it did not
+exist. A schedule they write may name only sirens of their area (another area's siren is
+unknown to them, in the words of one that does not exist), and its groups must not reach
+beyond it. ``scope`` None is the service itself (docs/schedules.md, "Areas and scope").
 """
 
 from __future__ import annotations
@@ -17,11 +24,12 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
+from control.areas import Scope
 from control.audit import append_audit
 from control.auth import MINIMUM_ROLE, Permission, Role, allows
 from control.db import Database
@@ -124,12 +132,16 @@ class ScheduleService:
 
     # -- reading --------------------------------------------------------------------------------
 
-    async def list_schedules(self) -> list[SchedulePublic]:
+    async def list_schedules(self, *, scope: Scope | None = None) -> list[SchedulePublic]:
         now = self.clock.now()
-        return [self._public(r, now) for r in await records.list_all(self.db)]
+        return [
+            self._public(r, now)
+            for r in await records.list_all(self.db)
+            if await self._in_scope(r, scope)
+        ]
 
-    async def get(self, name: str) -> ScheduleDetail:
-        record = await self._record(name)
+    async def get(self, name: str, *, scope: Scope | None = None) -> ScheduleDetail:
+        record = await self._record(name, scope)
         now = self.clock.now()
         public = self._public(record, now)
         plan = self._stored_plan(record, now)
@@ -138,7 +150,14 @@ class ScheduleService:
             **public.model_dump(), next_runs=run_previews(plan, runs) if plan else []
         )
 
-    async def runs(self, name: str, *, limit: int, state: str | None) -> list[RunReport]:
+    async def runs(
+        self, name: str, *, limit: int, state: str | None, scope: Scope | None = None
+    ) -> list[RunReport]:
+        if _limited(scope):
+            # Runs of a deleted schedule have no targets left to place: the root's to read.
+            record = await records.get(self.db, name)
+            if record is None or not await self._in_scope(record, scope):
+                raise ScheduleNotFound(f"no schedule {name}, and no runs recorded under that name")
         rows = await records.runs_of(self.db, name, limit=limit, state=state)
         if not rows and await records.get(self.db, name) is None:
             raise ScheduleNotFound(f"no schedule {name}, and no runs recorded under that name")
@@ -163,11 +182,11 @@ class ScheduleService:
 
     # -- preview and changes --------------------------------------------------------------------
 
-    async def preview(self, spec: ScheduleCreate) -> Preview:
+    async def preview(self, spec: ScheduleCreate, *, scope: Scope | None = None) -> Preview:
         """What ``create`` would check and the runs it would make; nothing is saved."""
         now = self.clock.now()
         plan, problems = check(spec.name, spec, self.signals, now=now)
-        targets = await self._targets(spec.sirens, spec.groups, problems)
+        targets = await self._targets(spec.sirens, spec.groups, problems, scope)
         permission = permission_for(s.kind for s in effective_programme(spec))
         runs = plan.runs_after(now, PREVIEW_RUNS) if plan else []
         return Preview(
@@ -179,9 +198,11 @@ class ScheduleService:
             runs=run_previews(plan, runs) if plan else [],
         )
 
-    async def create(self, spec: ScheduleCreate, *, actor: str, role: Role) -> SchedulePublic:
+    async def create(
+        self, spec: ScheduleCreate, *, actor: str, role: Role, scope: Scope | None = None
+    ) -> SchedulePublic:
         self._authorise(role, permission_for(s.kind for s in effective_programme(spec)), "create")
-        plan = await self._checked(spec.name, spec)
+        plan = await self._checked(spec.name, spec, scope)
         if await records.get(self.db, spec.name) is not None:
             raise ScheduleExists(f"a schedule named {spec.name} exists; change it with PUT")
         now = self.clock.now()
@@ -215,13 +236,19 @@ class ScheduleService:
         return self._public(record, now)
 
     async def update(
-        self, name: str, fields: ScheduleFields, *, actor: str, role: Role
+        self,
+        name: str,
+        fields: ScheduleFields,
+        *,
+        actor: str,
+        role: Role,
+        scope: Scope | None = None,
     ) -> SchedulePublic:
-        record = await self._record(name)
+        record = await self._record(name, scope)
         before_kinds = [s.kind for s in effective_programme(records.fields_of(record))]
         new_kinds = [s.kind for s in effective_programme(fields)]
         self._authorise(role, permission_for([*before_kinds, *new_kinds]), "change")
-        plan = await self._checked(name, fields)
+        plan = await self._checked(name, fields, scope)
         now = self.clock.now()
         values = _row(fields, plan)
         before = records.stored(record)
@@ -253,9 +280,9 @@ class ScheduleService:
         return self._public(updated, now)
 
     async def set_enabled(
-        self, name: str, enabled: bool, *, actor: str, role: Role
+        self, name: str, enabled: bool, *, actor: str, role: Role, scope: Scope | None = None
     ) -> SchedulePublic:
-        record = await self._record(name)
+        record = await self._record(name, scope)
         programme = effective_programme(records.fields_of(record))
         verb = "enable" if enabled else "disable"
         self._authorise(role, permission_for(s.kind for s in programme), verb)
@@ -264,7 +291,7 @@ class ScheduleService:
             return self._public(record, now)
         if enabled:
             # A schedule switched back on must still be one that would be saved today.
-            await self._checked(name, records.fields_of(record))
+            await self._checked(name, records.fields_of(record), scope)
         values: dict[str, Any] = {"enabled": enabled, "updated_ms": ms(now), "updated_by": actor}
         if enabled:
             values["active_from_ms"] = ms(now)
@@ -282,8 +309,10 @@ class ScheduleService:
         self.runner.wake()
         return self._public(updated, now)
 
-    async def delete(self, name: str, *, actor: str, role: Role) -> None:
-        record = await self._record(name)
+    async def delete(
+        self, name: str, *, actor: str, role: Role, scope: Scope | None = None
+    ) -> None:
+        record = await self._record(name, scope)
         programme = effective_programme(records.fields_of(record))
         self._authorise(role, permission_for(s.kind for s in programme), "delete")
         await self._audit(
@@ -309,15 +338,19 @@ class ScheduleService:
             f"you are {role.value}"
         )
 
-    async def _checked(self, name: str, fields: ScheduleFields) -> Plan:
+    async def _checked(self, name: str, fields: ScheduleFields, scope: Scope | None) -> Plan:
         plan, problems = check(name, fields, self.signals, now=self.clock.now())
-        await self._targets(fields.sirens, fields.groups, problems)
+        await self._targets(fields.sirens, fields.groups, problems, scope)
         if plan is None or problems:
             raise ScheduleInvalid(problems)
         return plan
 
     async def _targets(
-        self, sirens: list[str], groups: list[str], problems: list[Problem]
+        self,
+        sirens: list[str],
+        groups: list[str],
+        problems: list[Problem],
+        scope: Scope | None = None,
     ) -> TargetCount:
         count = TargetCount(sirens=sirens, groups=groups, resolved=None)
         if not sirens and not groups:
@@ -336,6 +369,28 @@ class ScheduleService:
             )
             count.detail = str(exc)
             return count
+        limited = _limited(scope)
+        if limited is not None:
+            placed = _placed(posts)
+            hidden = sorted(i for i, site in placed if i in sirens and not _has(limited, site))
+            if hidden:
+                # The words of an unknown siren: another area's ids are not confirmed.
+                msg = f"unknown sirens {', '.join(hidden)}: check the ids in GET /api/v1/sirens"
+                problems.append(Problem(loc=["sirens"], msg=msg))
+                count.detail = msg
+                return count
+            sites = [site for _, site in placed]
+            outside = sum(1 for site in sites if not _has(limited, site))
+            if outside:
+                known = [site for site in sites if site is not None]
+                needed = limited.needed_area(known) or "the root"
+                msg = (
+                    f"the groups reach {outside} of {len(sites)} sirens outside your area "
+                    f"({limited.area}): a user of area {needed} may schedule them"
+                )
+                problems.append(Problem(loc=["groups"], msg=msg))
+                count.detail = msg
+                return count
         count.resolved = len(posts)
         if not posts:
             problems.append(
@@ -343,11 +398,33 @@ class ScheduleService:
             )
         return count
 
-    async def _record(self, name: str) -> ScheduleRecord:
+    async def _record(self, name: str, scope: Scope | None = None) -> ScheduleRecord:
         record = await records.get(self.db, name)
-        if record is None:
+        if record is None or not await self._in_scope(record, scope):
             raise ScheduleNotFound(f"no schedule {name} (GET /api/v1/schedules lists them)")
         return record
+
+    async def in_scope(self, name: str, scope: Scope | None) -> bool:
+        """Whether ``scope`` sees the schedule (for what belongs to it: its CAP messages)."""
+        record = await records.get(self.db, name)
+        return record is not None and await self._in_scope(record, scope)
+
+    async def _in_scope(self, record: ScheduleRecord, scope: Scope | None) -> bool:
+        limited = _limited(scope)
+        if limited is None:
+            return True
+        if self.sirens is None:
+            return False
+        fields = records.fields_of(record)
+        try:
+            posts = await self.sirens.resolve(
+                sirens=list(fields.sirens), groups=list(fields.groups)
+            )
+        except ValueError:
+            # Targets gone since: nothing places it, so it is the root's.
+            return False
+        sites = [site for _, site in _placed(posts)]
+        return bool(sites) and all(_has(limited, site) for site in sites)
 
     async def _zone_for(self, name: str) -> str | None:
         record = await records.get(self.db, name)
@@ -401,6 +478,26 @@ class ScheduleService:
             next_run=upcoming[0] if upcoming else None,
             problems=problems,
         )
+
+
+def _limited(scope: Scope | None) -> Scope | None:
+    return None if scope is None or scope.unlimited else scope
+
+
+def _has(scope: Scope, site: str | None) -> bool:
+    return site is not None and scope.has_site(site)
+
+
+def _placed(posts: Sequence[object]) -> list[tuple[str | None, str | None]]:
+    """Each resolved post's id and site. The siren service's posts carry both; anything
+    else is placed nowhere, which only the root's people see (fail closed)."""
+    out: list[tuple[str | None, str | None]] = []
+    for post in posts:
+        post_id, site = getattr(post, "id", None), getattr(post, "site", None)
+        out.append(
+            (post_id if isinstance(post_id, str) else None, site if isinstance(site, str) else None)
+        )
+    return out
 
 
 def _row(fields: ScheduleFields, plan: Plan) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -243,10 +243,20 @@ def group_sirens(group: SirenGroup, posts: Iterable[SirenPost]) -> list[str]:
     return sorted(p.id for p in posts if p.id in members or p.district in districts)
 
 
-async def resolve(db: Database, *, sirens: Sequence[str], groups: Sequence[str]) -> list[SirenPost]:
+async def resolve(
+    db: Database,
+    *,
+    sirens: Sequence[str],
+    groups: Sequence[str],
+    visible: Callable[[SirenPost], bool] | None = None,
+) -> list[SirenPost]:
     """The posts that siren ids and group names stand for, each once, sorted by id.
 
     Raises UnknownTarget naming every unknown siren and group (nothing is partly resolved).
+    With ``visible`` (the caller's area), a named siren it hides is unknown, as is a group
+    with no visible member, and ``all`` means every visible siren; any other group still
+    resolves to all its members, for the caller to refuse if some lie out of reach (never to
+    narrow it silently).
     """
     async with db.session() as s:
         posts = {p.id: p for p in await s.scalars(select(SirenPost))}
@@ -259,13 +269,17 @@ async def resolve(db: Database, *, sirens: Sequence[str], groups: Sequence[str])
             if named
             else {}
         )
-    unknown_sirens = sorted(set(sirens) - posts.keys())
+    seen = posts if visible is None else {i: p for i, p in posts.items() if visible(p)}
+    if visible is not None:
+        # A group with no member in reach is not listed to the caller: unknown to them too.
+        rows = {n: g for n, g in rows.items() if set(group_sirens(g, posts.values())) & seen.keys()}
+    unknown_sirens = sorted(set(sirens) - seen.keys())
     unknown_groups = sorted(set(named) - rows.keys())
     if unknown_sirens or unknown_groups:
         raise UnknownTarget(sirens=unknown_sirens, groups=unknown_groups)
     chosen = set(sirens)
     if ALL_GROUP in groups:
-        chosen |= posts.keys()
+        chosen |= seen.keys()
     for row in rows.values():
         chosen.update(group_sirens(row, posts.values()))
     return [posts[i] for i in sorted(chosen)]

@@ -119,8 +119,11 @@ class GroupPublic(BaseModel):
     description: str
     members: list[str]
     districts: list[str]
-    # The sirens it resolves to now.
+    # The sirens it resolves to now (those in the caller's area).
     sirens: list[str]
+    # Sirens it resolves to outside the caller's area, left out of the lists above: a
+    # request naming the group needs a user whose area covers them.
+    sirens_outside_scope: int = 0
     created: int
     updated: int
 
@@ -264,6 +267,12 @@ class ActivationPublic(BaseModel):
     counts: dict[str, int]
     targets: list[TargetPublic]
     events: list[ActivationEventPublic]
+    # How many of its targets lie outside the caller's area: left out of ``targets``,
+    # ``counts`` and ``requested_sirens``, and their names blotted from the texts.
+    targets_outside_scope: int = 0
+    # A live alert waiting for approval: the area whose commanders may approve it (the
+    # lowest one covering every target), when command areas are set up.
+    approval_area: str | None = None
 
 
 class PreviewGateway(BaseModel):

@@ -45,6 +45,7 @@ __all__ = [
     "requested_targets",
     "sent_times",
     "state_of",
+    "target_sites",
 ]
 
 _OPEN = [ActivationState.PENDING_APPROVAL, ActivationState.ACTIVE, ActivationState.CANCELLING]
@@ -100,8 +101,10 @@ async def list_activations(
     schedule: str | None,
     siren: str | None,
     limit: int,
+    sites: frozenset[str] | None = None,
 ) -> list[SirenActivation]:
-    """The newest first, with their targets (for the counts)."""
+    """The newest first, with their targets (for the counts). ``sites``: only those with a
+    target on one of them (a caller's area), chosen in the query so the limit counts them."""
     query = select(SirenActivation).options(selectinload(SirenActivation.targets))
     if state is not None:
         query = query.where(SirenActivation.state == state)
@@ -115,9 +118,26 @@ async def list_activations(
                 select(SirenTarget.activation_id).where(SirenTarget.siren == siren)
             )
         )
+    if sites is not None:
+        query = query.where(
+            SirenActivation.id.in_(
+                select(SirenTarget.activation_id).where(SirenTarget.site.in_(sorted(sites)))
+            )
+        )
     query = query.order_by(SirenActivation.requested_ms.desc(), SirenActivation.id).limit(limit)
     async with db.session() as s:
         return list(await s.scalars(query))
+
+
+async def target_sites(db: Database, activation_id: str) -> list[str] | None:
+    """The sites of an activation's targets; None when there is no such activation."""
+    async with db.session() as s:
+        rows = list(
+            await s.scalars(
+                select(SirenTarget.site).where(SirenTarget.activation_id == activation_id)
+            )
+        )
+    return rows or None
 
 
 async def activation_of_command(db: Database, command_id: str) -> str | None:

@@ -13,6 +13,7 @@ from control.sirens.activations import FINAL_STATES, ActivationState
 from control.sirens.models import ActivationEventPublic, ActivationPublic, TargetPublic
 from control.sirens.outcomes import FINAL_TARGET, TargetState, counts
 from control.sirens.records import requested_targets
+from control.sirens.scoping import Redactor
 from shelterwatch.contract import SignalSpec, SirenKind
 
 __all__ = ["ActivationReport", "activation_public", "report_csv", "report_of", "target_public"]
@@ -46,17 +47,28 @@ def _duration(activation: SirenActivation) -> float | None:
     return SignalSpec.model_validate_json(activation.signal_spec).duration_s
 
 
-def activation_public(activation: SirenActivation, *, with_events: bool = True) -> ActivationPublic:
+def activation_public(
+    activation: SirenActivation,
+    *,
+    with_events: bool = True,
+    redactor: Redactor | None = None,
+    approval_area: str | None = None,
+) -> ActivationPublic:
+    """The API's view; with a ``redactor``, as a caller sees it whose area holds only some
+    of the targets."""
     sirens, groups = requested_targets(activation)
-    targets = [target_public(t, activation.dispatched_ms) for t in activation.targets]
-    events = (
-        [
-            ActivationEventPublic(ts=e.ts_ms, actor=e.actor, event=e.event, detail=e.detail)
-            for e in activation.events
-        ]
-        if with_events
-        else []
-    )
+    shown = redactor.shown if redactor is not None else list(activation.targets)
+    targets = [target_public(t, activation.dispatched_ms) for t in shown]
+    text = redactor.text if redactor is not None else _same
+    events: list[ActivationEventPublic] = []
+    for e in activation.events if with_events else []:
+        actor = redactor.actor(e.actor) if redactor is not None else e.actor
+        if actor is not None:
+            events.append(
+                ActivationEventPublic(ts=e.ts_ms, actor=actor, event=e.event, detail=text(e.detail))
+            )
+    if redactor is not None:
+        sirens = [s for s in sirens if s in redactor.shown_ids]
     return ActivationPublic(
         id=activation.id,
         kind=SirenKind(activation.kind),
@@ -64,8 +76,8 @@ def activation_public(activation: SirenActivation, *, with_events: bool = True) 
         signal_duration_s=_duration(activation),
         state=activation.state,
         final=ActivationState(activation.state) in FINAL_STATES,
-        state_detail=activation.state_detail,
-        reason=activation.reason,
+        state_detail=text(activation.state_detail),
+        reason=text(activation.reason),
         requested_sirens=sirens,
         requested_groups=groups,
         requested_by=activation.requested_by,
@@ -73,7 +85,7 @@ def activation_public(activation: SirenActivation, *, with_events: bool = True) 
         approve_by=activation.approve_by_ms,
         approved_by=activation.approved_by,
         approved=activation.approved_ms,
-        decision_comment=activation.decision_comment,
+        decision_comment=text(activation.decision_comment),
         dispatched=activation.dispatched_ms,
         expires=activation.expires_ms,
         cancelled_by=activation.cancelled_by,
@@ -81,10 +93,16 @@ def activation_public(activation: SirenActivation, *, with_events: bool = True) 
         finished=activation.finished_ms,
         schedule=activation.schedule,
         exercise=activation.exercise,
-        counts=counts(t.state for t in activation.targets),
+        counts=counts(t.state for t in shown),
         targets=targets,
         events=events,
+        targets_outside_scope=redactor.hidden if redactor is not None else 0,
+        approval_area=approval_area,
     )
+
+
+def _same(text: str) -> str:
+    return text
 
 
 class ActivationReport(BaseModel):
@@ -100,16 +118,20 @@ class ActivationReport(BaseModel):
     approved_by: str | None
     cancelled_by: str | None
     schedule: str | None
+    # The exercise or drill label: a report of an exercise can never pass for a live alert's.
+    exercise: str | None = None
     requested: int
     dispatched: int | None
     finished: int | None
     total: int
     counts: dict[str, int]
     targets: list[TargetPublic]
+    # Targets outside the reader's area: not in ``targets``, ``total`` or ``counts``.
+    targets_outside_scope: int = 0
 
 
-def report_of(activation: SirenActivation) -> ActivationReport:
-    view = activation_public(activation, with_events=False)
+def report_of(activation: SirenActivation, redactor: Redactor | None = None) -> ActivationReport:
+    view = activation_public(activation, with_events=False, redactor=redactor)
     return ActivationReport(
         activation=view.id,
         kind=view.kind,
@@ -121,12 +143,14 @@ def report_of(activation: SirenActivation) -> ActivationReport:
         approved_by=view.approved_by,
         cancelled_by=view.cancelled_by,
         schedule=view.schedule,
+        exercise=activation.exercise,
         requested=view.requested,
         dispatched=view.dispatched,
         finished=view.finished,
         total=len(view.targets),
         counts=view.counts,
         targets=view.targets,
+        targets_outside_scope=view.targets_outside_scope,
     )
 
 
@@ -144,6 +168,8 @@ _COLUMNS = [
     "started",
     "finished",
     "took_ms",
+    # On every row, so that no row copied out of the sheet loses it.
+    "exercise",
 ]
 
 
@@ -154,6 +180,6 @@ def report_csv(report: ActivationReport) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_COLUMNS)
     for target in report.targets:
-        doc = json.loads(target.model_dump_json())
+        doc = json.loads(target.model_dump_json()) | {"exercise": report.exercise}
         writer.writerow(["" if doc[c] is None else doc[c] for c in _COLUMNS])
     return out.getvalue()

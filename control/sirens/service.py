@@ -18,11 +18,13 @@ from typing import Protocol, Self
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from control.areas import Scope
 from control.auth import Role, allows, two_person_rule
 from control.commands import CommandService
 from control.db import Database, SirenActivation, SirenPost, SirenTarget
+from control.exercises.labels import check_label
 from control.settings import ControlSettings
-from control.sirens import inventory, records, tracking
+from control.sirens import inventory, records, scoping, tracking
 from control.sirens.activations import (
     FINAL_STATES,
     KIND_PERMISSION,
@@ -110,10 +112,22 @@ class SirenService:
 
     # -- targets ------------------------------------------------------------------------------
 
-    async def resolve(self, *, sirens: list[str], groups: list[str]) -> list[SirenPost]:
+    async def resolve(
+        self, *, sirens: list[str], groups: list[str], scope: Scope | None = None
+    ) -> list[SirenPost]:
         """The siren posts that ids and group names stand for (``all``: every siren), each
-        once, sorted by id. Raises UnknownTarget (a ValueError) naming every unknown one."""
-        return await inventory.resolve(self.db, sirens=sirens, groups=groups)
+        once, sorted by id. Raises UnknownTarget (a ValueError) naming every unknown one.
+
+        With a ``scope`` (the caller's area; None is the service itself): a siren outside it
+        is unknown, ``all`` means every siren inside it, and a group that reaches outside it
+        raises NotAllowed, saying how many sirens lie outside and which area may act."""
+        if scope is None or scope.unlimited:
+            return await inventory.resolve(self.db, sirens=sirens, groups=groups)
+        posts = await inventory.resolve(
+            self.db, sirens=sirens, groups=groups, visible=lambda p: scope.has_site(p.site)
+        )
+        scoping.must_cover(scope, [p.site for p in posts], f"groups {', '.join(groups)} reach")
+        return posts
 
     async def with_health(self, posts: list[SirenPost]) -> list[SirenPublic]:
         telemetry = await read_telemetry(self.store, posts)
@@ -145,9 +159,9 @@ class SirenService:
         return self.signals.get(signal)
 
     async def _targets(
-        self, sirens: list[str], groups: list[str]
+        self, sirens: list[str], groups: list[str], scope: Scope | None
     ) -> tuple[list[SirenPost], dict[str, str]]:
-        posts = await self.resolve(sirens=sirens, groups=groups)
+        posts = await self.resolve(sirens=sirens, groups=groups, scope=scope)
         if not posts:
             raise Conflict(f"the groups {', '.join(groups)} have no sirens now: nothing to act on")
         health = await self.with_health(posts)
@@ -161,10 +175,11 @@ class SirenService:
         sirens: list[str],
         groups: list[str],
         exercise: str | None = None,
+        scope: Scope | None = None,
     ) -> Preview:
         """What a request would do: every resolved siren, flagged ones marked. Changes nothing."""
         definition = self._signal(kind, signal, exercise)
-        posts, flags = await self._targets(sirens, groups)
+        posts, flags = await self._targets(sirens, groups, scope)
         targets = [_target_row(p, flags[p.id], "") for p in posts]
         views = [target_public(t) for t in targets]
         by_gateway: dict[str, list[str]] = {}
@@ -198,10 +213,13 @@ class SirenService:
         reason: str,
         schedule: str | None = None,
         exercise: str | None = None,
+        scope: Scope | None = None,
     ) -> ActivationPublic:
         """Start an activation. Non-live kinds are dispatched at once; a live alert waits
         for a commander other than ``actor`` to approve it. ``schedule`` names the schedule
-        that started it. Raises UnknownTarget, InvalidInput, Conflict, SirensUnavailable."""
+        that started it; ``scope`` is the requester's area (None: the service itself), which
+        must hold every target. Raises UnknownTarget, InvalidInput, Conflict, NotAllowed,
+        SirensUnavailable."""
         if not reason.strip():
             raise InvalidInput(
                 "give a reason: the approver, the audit trail and the report show it"
@@ -210,7 +228,12 @@ class SirenService:
         definition = self._signal(kind, signal, exercise)
         if kind is SirenKind.DRILL and exercise is None:
             exercise = "drill"
-        posts, flags = await self._targets(sirens, groups)
+        posts, flags = await self._targets(sirens, groups, scope)
+        # An exercise's label only on its drills and tests, inside its areas, while it runs.
+        drill = kind is not SirenKind.LIVE
+        await check_label(
+            self.db, exercise, drill=drill, sites={p.site for p in posts}, refuse=Conflict
+        )
         activation_id = new_activation_id()
         live = kind is SirenKind.LIVE
         await audit_first(
@@ -231,8 +254,10 @@ class SirenService:
         )
         now = records.now_ms()
         approve_by = now + int(self._cfg.approval_window_s * 1000) if live else None
+        approver_area = self._approval_area(scope, [p.site for p in posts])
+        of_area = f" of area {approver_area} or above" if approver_area else ""
         detail = (
-            f"waiting until {at(approve_by)} for a commander other than {actor} to approve"
+            f"waiting until {at(approve_by)} for a commander{of_area} other than {actor} to approve"
             if approve_by is not None
             else f"sending to {len({p.gateway for p in posts})} gateways"
         )
@@ -272,16 +297,19 @@ class SirenService:
         if not live:
             await dispatch(self.db, self.commands, self._cfg, activation_id)
             await self._tell("dispatched", activation_id, actor)
-        return await self.get(activation_id)
+        return await self.get(activation_id, scope=scope)
 
     async def approve(
-        self, activation_id: str, *, actor: str, comment: str = ""
+        self, activation_id: str, *, actor: str, comment: str = "", scope: Scope | None = None
     ) -> ActivationPublic:
         """The second person's yes to a live alert: dispatches it. Conflict (409) for your own
-        request, one not waiting for approval, or one whose window ran out."""
+        request, one not waiting for approval, or one whose window ran out; NotAllowed (403)
+        when the approver's ``scope`` does not hold every target (escalation goes up: the
+        area covering them all approves)."""
         expired = False
         async with records.locked(self.db, activation_id) as (_s, activation):
             now = records.now_ms()
+            _must_decide_within(scope, activation, "approve")
             _must_wait_for_approval(activation)
             if activation.approve_by_ms is not None and activation.approve_by_ms < now:
                 audits = tracking.Audits()
@@ -316,13 +344,14 @@ class SirenService:
         log.warning("sirens: live alert %s approved by %s; dispatching", activation_id, actor)
         await dispatch(self.db, self.commands, self._cfg, activation_id)
         await self._tell("dispatched", activation_id, actor)
-        return await self.get(activation_id)
+        return await self.get(activation_id, scope=scope)
 
     async def reject(
-        self, activation_id: str, *, actor: str, comment: str = ""
+        self, activation_id: str, *, actor: str, comment: str = "", scope: Scope | None = None
     ) -> ActivationPublic:
         async with records.locked(self.db, activation_id) as (_s, activation):
             now = records.now_ms()
+            _must_decide_within(scope, activation, "reject")
             _must_wait_for_approval(activation)
             activation.state = ActivationState.REJECTED.value
             activation.decision_comment = comment
@@ -344,15 +373,24 @@ class SirenService:
             params={"comment": comment},
             result="rejected",
         )
-        return await self.get(activation_id)
+        return await self.get(activation_id, scope=scope)
 
     async def cancel(
-        self, activation_id: str, *, actor: str, role: Role | None, comment: str = ""
+        self,
+        activation_id: str,
+        *,
+        actor: str,
+        role: Role | None,
+        comment: str = "",
+        scope: Scope | None = None,
     ) -> ActivationPublic:
         """Stop an activation at every siren (or withdraw a live request not yet approved).
-        ``role`` must be one that may start its kind; None is the service itself."""
+        ``role`` must be one that may start its kind; None is the service itself. A cancel
+        stops every siren of it, so ``scope`` must hold them all: a county whose own sirens
+        must stop asks the area that ordered it."""
         async with records.locked(self.db, activation_id) as (_s, activation):
             now = records.now_ms()
+            _must_decide_within(scope, activation, "cancel")
             kind = SirenKind(activation.kind)
             if role is not None and not allows(role, KIND_PERMISSION[kind]):
                 raise NotAllowed(
@@ -408,7 +446,7 @@ class SirenService:
             )
             await self._after_cancel(activation_id, actor, pulled, refused)
             await self._tell("cancelled", activation_id, actor)
-        return await self.get(activation_id)
+        return await self.get(activation_id, scope=scope)
 
     async def _tell(self, what: str, activation_id: str, actor: str) -> None:
         """Tell the listener (CAP) after the sirens have their commands: nothing it does
@@ -449,8 +487,13 @@ class SirenService:
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def get(self, activation_id: str) -> ActivationPublic:
-        return activation_public(await records.get(self.db, activation_id))
+    async def get(self, activation_id: str, *, scope: Scope | None = None) -> ActivationPublic:
+        """The activation as ``scope`` sees it: NotFound if none of its targets is in it;
+        only the targets in it when some are not."""
+        activation = await records.get(self.db, activation_id)
+        scope = _limited(scope)
+        scoping.must_see(scope, activation)
+        return self._view(activation, scope)
 
     async def recent(
         self,
@@ -460,14 +503,49 @@ class SirenService:
         schedule: str | None = None,
         siren: str | None = None,
         limit: int = 100,
+        scope: Scope | None = None,
     ) -> list[ActivationPublic]:
+        """The newest first; with a ``scope``, those with at least one target in it, each
+        showing only those targets."""
+        scope = _limited(scope)
         rows = await records.list_activations(
-            self.db, state=state, kind=kind, schedule=schedule, siren=siren, limit=limit
+            self.db,
+            state=state,
+            kind=kind,
+            schedule=schedule,
+            siren=siren,
+            limit=limit,
+            sites=scope.sites if scope is not None else None,
         )
-        return [activation_public(r, with_events=False) for r in rows]
+        return [self._view(r, scope, with_events=False) for r in rows]
 
-    async def report(self, activation_id: str) -> ActivationReport:
-        return report_of(await records.get(self.db, activation_id))
+    async def report(self, activation_id: str, *, scope: Scope | None = None) -> ActivationReport:
+        activation = await records.get(self.db, activation_id)
+        scope = _limited(scope)
+        scoping.must_see(scope, activation)
+        return report_of(activation, scoping.Redactor(scope, activation.targets) if scope else None)
+
+    async def target_sites(self, activation_id: str) -> list[str] | None:
+        """The sites of an activation's targets (None: no such activation), for the routes
+        that show what belongs to an activation (its CAP messages) to decide who sees it."""
+        return await records.target_sites(self.db, activation_id)
+
+    def _view(
+        self, activation: SirenActivation, scope: Scope | None, *, with_events: bool = True
+    ) -> ActivationPublic:
+        redactor = scoping.Redactor(scope, activation.targets) if scope is not None else None
+        waiting = activation.state == ActivationState.PENDING_APPROVAL
+        area = self._approval_area(scope, [t.site for t in activation.targets]) if waiting else None
+        return activation_public(
+            activation, with_events=with_events, redactor=redactor, approval_area=area
+        )
+
+    def _approval_area(self, scope: Scope | None, sites: list[str]) -> str | None:
+        # Without a scope (the service, or a caller before areas existed) there is no tree
+        # to name an area from.
+        if scope is None or scope.tree.empty:
+            return None
+        return scope.needed_area(sites)
 
     # -- answers and the sweep ----------------------------------------------------------------
 
@@ -491,6 +569,31 @@ class SirenService:
             if failing:
                 log.info("sirens: the sweep reaches the database again")
             failing = False
+
+
+def _limited(scope: Scope | None) -> Scope | None:
+    """None for a scope that reaches everything, so that views skip redacting. A scope with
+    no area but a tree still names approval areas, so only an unlimited one becomes None when
+    the tree is empty."""
+    if scope is None or (scope.unlimited and scope.tree.empty):
+        return None
+    return scope
+
+
+def _must_decide_within(scope: Scope | None, activation: SirenActivation, verb: str) -> None:
+    """A decision over an activation (approve, reject, cancel) needs every target in the
+    decider's area: it is answered for all its sirens at once."""
+    if scope is None or scope.unlimited:
+        return
+    scoping.must_see(scope, activation)
+    sites = [t.site for t in activation.targets]
+    if not scope.covers_sites(sites):
+        needed = scope.needed_area(sites)
+        raise NotAllowed(
+            f"{activation.id} reaches beyond your area ({scope.area}): "
+            f"{sum(1 for s in sites if not scope.has_site(s))} of its {len(sites)} sirens lie "
+            f"outside it. To {verb} it needs a user of area {needed or 'the root'}"
+        )
 
 
 def _must_wait_for_approval(activation: SirenActivation) -> None:

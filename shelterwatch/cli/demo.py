@@ -79,6 +79,7 @@ async def run_demo(opts: DemoOptions) -> None:
     from control import ControlSettings, create_app
     from firmware_sim import Fleet, FleetSpec
     from firmware_sim.control import DEFAULT_CONTROL_PORT, FaultServer
+    from firmware_sim.injects import InjectListener
     from gateway import Gateway, GatewaySettings
     from shelterwatch.cli.broker import EmbeddedBroker
     from shelterwatch.cli.services import gateway_yaml
@@ -137,6 +138,9 @@ async def run_demo(opts: DemoOptions) -> None:
         faults = await stack.enter_async_context(
             FaultServer(fleet, DEFAULT_CONTROL_PORT if _port_free(DEFAULT_CONTROL_PORT) else 0)
         )
+        # An exercise director's injects reach the fleet. The demo's platform sites are the
+        # simulated ones (the gateways publish under the fleet's site names): no site map.
+        await stack.enter_async_context(InjectListener(fleet, mqtt))
         await _demo_sirens(control, fleet.gateway_config(host, port, mqtt.prefix))
         await _demo_areas(control, fleet.gateway_config(host, port, mqtt.prefix))
         store = await stack.enter_async_context(open_store(store_url))

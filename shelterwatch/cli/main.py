@@ -92,7 +92,7 @@ DEFAULT_SIM_URL = "http://127.0.0.1:15019"  # firmware_sim.control.DEFAULT_CONTR
 @sim_app.callback(invoke_without_command=True)
 def sim(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Run a simulated fleet of shelter and siren devices (Modbus TCP servers); `sim fault`
-    breaks and repairs a running one."""
+    breaks and repairs a running one, and so do exercise injects on the `mqtt` broker."""
     if ctx.invoked_subcommand is not None:
         return
     from shelterwatch.cli.services import run_sim
@@ -114,8 +114,9 @@ def sim_fault(
 ) -> None:
     """Switch a fault scenario on at a site of the running simulator, or repair it.
 
-    Scenarios: seal_leak, filter_clogging, fan_failure, water_leak, rising_humidity,
-    siren_battery_decay, siren_amplifier_fault, stuck_sensor, comm_loss (docs/simulator.md).
+    Scenarios: seal_leak, door_jam, filter_clogging, fan_failure, water_leak, rising_humidity,
+    siren_battery_decay, siren_amplifier_fault, siren_driver_fault, stuck_sensor, power_loss,
+    comm_loss (docs/simulator.md).
     """
     from firmware_sim.control import FaultClient
 

@@ -42,10 +42,18 @@ class SimSettings(ServiceSettings):
     # Where to write one gateway settings file per site, for `shelterwatch gateway`.
     gateway_config_dir: Path | None = None
     mqtt: MqttSettings = MqttSettings()
+    # Exercise injects from the control service, on {mqtt.prefix}/sim/inject of the `mqtt`
+    # broker (firmware_sim.injects); false for a simulator no exercise drives.
+    injects: bool = True
+    # Platform site -> the simulated sites that play it, where the names differ; a site not
+    # named here is the simulated site of that name.
+    inject_sites: dict[str, list[str]] = Field(default_factory=dict)
 
 
 async def run_sim(config: Path | None) -> None:
     from firmware_sim import FaultServer, Fleet, FleetSpec
+    from firmware_sim.injects import InjectListener
+    from shelterwatch.sim_inject import sim_inject_topic
 
     settings = load_settings(SimSettings, config)
     spec = FleetSpec(
@@ -66,6 +74,15 @@ async def run_sim(config: Path | None) -> None:
                     f"control_port {settings.control_port}: cannot listen on 127.0.0.1 ({exc})"
                 ) from exc
             log.info("fault control on %s (shelterwatch sim fault SITE SCENARIO)", control.url)
+        if settings.injects:
+            m = settings.mqtt
+            await stack.enter_async_context(InjectListener(fleet, m, sites=settings.inject_sites))
+            log.info(
+                "exercise injects from %s on mqtt://%s:%d",
+                sim_inject_topic(m.prefix),
+                m.host,
+                m.port,
+            )
         for d in fleet.devices:
             log.info(
                 "simulated %s/%s (%s) on %s:%d unit %d",

@@ -120,7 +120,9 @@ async def test_a_bad_tree_is_refused_by_name_and_changes_nothing(rig: Rig) -> No
     bad = AREAS_YAML.replace("level: county", "level: city", 1)
     resp = await rig.client.put(AREAS, json={"format": "yaml", "content": bad}, headers=admin)
     assert resp.status_code == 422
-    assert "hz-xihu" in resp.json()["detail"] and "cannot sit" in resp.json()["detail"]
+    detail = resp.json()["detail"][0]
+    assert detail["loc"] == ["body", "content"]
+    assert "hz-xihu" in detail["msg"] and "cannot sit" in detail["msg"]
     assert (await rig.client.get(AREAS, headers=admin)).json()["revision"] == 0
 
 

@@ -7,12 +7,16 @@ import json
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 import httpx
 from servers import free_port, wait_until
 
+from shelterwatch.config import MqttSettings
 from shelterwatch.contract import TopicKind, parse_topic
+from shelterwatch.mqtt_client import MqttClient
+from shelterwatch.sim_inject import SimInject, sim_inject_topic
 
 USER_LINE = r"^ +(admin|commander|duty|maint|viewer) +(\S+) +\w+$"
 
@@ -122,6 +126,13 @@ async def test_demo_brings_up_the_platform(tmp_path: Path) -> None:
             assert vent["kind"] == "ventilation"
             assert vent["points"]["overpressure"]["unit"] == "Pa"
             assert vent["points"]["mode"]["value"] in ("clean", "isolated", "filtered")
+
+        # An exercise director's inject reaches the simulated fleet: published on the demo's
+        # broker as the control service does, it shows as an active fault of the demo's
+        # simulator, and the repair inject takes it away.
+        match = re.search(r"--sim (\S+)", banner)
+        assert match, banner
+        await _inject_reaches_the_fleet(mqtt_port, match.group(1))
     finally:
         if sub is not None and sub.returncode is None:
             sub.kill()
@@ -142,6 +153,37 @@ async def test_demo_brings_up_the_platform(tmp_path: Path) -> None:
         if path.is_file():
             data = path.read_bytes()
             assert not any(pw.encode() in data for pw in users.values()), path
+
+
+async def _inject_reaches_the_fleet(mqtt_port: int, fault_url: str) -> None:
+    mqtt = MqttSettings(host="127.0.0.1", port=mqtt_port, protocol=4)  # amqtt: MQTT 3.1.1
+    topic = sim_inject_topic(mqtt.prefix)
+    site, scenario = "shelter-02", "door_jam"
+    async with (
+        httpx.AsyncClient(base_url=fault_url, timeout=5) as sim,
+        MqttClient(mqtt, "demo-test-director") as director,
+    ):
+        for action in ("inject", "repair"):
+            inject = SimInject(
+                id="demo-drill.s1",
+                exercise="demo-drill",
+                action=action,
+                site=site,
+                scenario=scenario,
+                ts=int(time.time() * 1000),
+            )
+            want = action == "inject"
+
+            async def applied(inject: SimInject = inject, want: bool = want) -> bool:
+                # QoS 1, not retained: published again until the demo's listener, which
+                # subscribes at its own pace, has it; it applies each (id, action) once.
+                await director.publish(topic, inject.to_json(), qos=1)
+                faults = (await sim.get("/faults")).json()["faults"]
+                return ((site, scenario) in {(f["site"], f["scenario"]) for f in faults}) == want
+
+            await wait_until(
+                applied, 15, f"the {action} of {scenario} at {site} applied", interval=0.2
+            )
 
 
 async def _banner_of_a_run(data_dir: Path) -> str:

@@ -206,6 +206,13 @@ SEMANTIC_422 = {
     # Levels and plans are configuration: a schema-valid name may name none (422, 404), and
     # a shelter may be in another open order or in that posture already (409).
     ("POST", "/api/v1/conversions"),
+    # A tree that does not hold together, an area that does not exist.
+    ("PUT", "/api/v1/areas"),
+    ("POST", "/api/v1/users"),
+    ("PUT", "/api/v1/users/{username}/area"),
+    # Areas, directors and targets must exist; a situation kind names its target.
+    ("POST", "/api/v1/exercises"),
+    ("POST", "/api/v1/exercises/{exercise_id}/situations"),
 }
 
 

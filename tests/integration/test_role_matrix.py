@@ -122,6 +122,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET",    "/api/v1/maintenance/sites/{site}/readiness"):  Role.VIEWER,
     ("GET",    "/api/v1/maintenance/sites/{site}/report"):     Role.VIEWER,
     ("GET",    "/api/v1/maintenance/districts/{district}/report"): Role.VIEWER,
+    ("GET",    "/api/v1/maintenance/areas/{code}/report"): Role.VIEWER,
     ("POST",   "/api/v1/maintenance/sweep"):         Role.MAINTAINER,
     ("GET",    "/api/v1/work-orders"):               Role.VIEWER,
     ("POST",   "/api/v1/work-orders"):               Role.MAINTAINER,
@@ -129,6 +130,20 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST",   "/api/v1/work-orders/{order_id}/start"):  Role.MAINTAINER,
     ("POST",   "/api/v1/work-orders/{order_id}/close"):  Role.MAINTAINER,
     ("POST",   "/api/v1/work-orders/{order_id}/cancel"): Role.MAINTAINER,
+    ("GET",    "/api/v1/exercises"):                 Role.VIEWER,
+    ("GET",    "/api/v1/exercises/library"):         Role.VIEWER,
+    ("GET",    "/api/v1/exercises/{exercise_id}"):   Role.VIEWER,
+    ("GET",    "/api/v1/exercises/{exercise_id}/situations"): Role.VIEWER,
+    ("GET",    "/api/v1/exercises/{exercise_id}/timings"):    Role.VIEWER,
+    ("GET",    "/api/v1/exercises/{exercise_id}/report"):     Role.VIEWER,
+    # Directing an exercise: a commander whose area covers every participating area.
+    ("POST",   "/api/v1/exercises"):                 Role.COMMANDER,
+    ("POST",   "/api/v1/exercises/{exercise_id}/start"):      Role.COMMANDER,
+    ("POST",   "/api/v1/exercises/{exercise_id}/end"):        Role.COMMANDER,
+    ("POST",   "/api/v1/exercises/{exercise_id}/situations"): Role.COMMANDER,
+    # The director, or a duty officer whose area covers the site, reports a repair.
+    ("POST",   "/api/v1/exercises/{exercise_id}/situations/{situation_id}/repair"):
+        Role.DUTY_OFFICER,
 }
 # fmt: on
 
@@ -138,6 +153,7 @@ PATH_VALUES: dict[str, str] = {
     "username": "no-such-user",
     "alert_id": "999999",
     "order_id": "conv-000000000000",
+    "situation_id": "x.1",
 }
 DEFAULT_PATH_VALUE = "no-such-thing"
 METHODS = {"get", "put", "post", "delete", "patch"}

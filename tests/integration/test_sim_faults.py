@@ -12,21 +12,26 @@ import contextlib
 import os
 import signal
 import sys
+import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
+from platform_helpers import mqtt_settings
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
-from servers import free_port, wait_until
+from servers import MosquittoServer, free_port, wait_until
 
 # Submodules, not the package: a stale editable install can leave firmware_sim a namespace.
 from firmware_sim.control import FaultClient, FaultServer
 from firmware_sim.fleet import Fleet, FleetSpec
 from shelterwatch import codec
 from shelterwatch.contract import Value
+from shelterwatch.mqtt_client import MqttClient
 from shelterwatch.profiles import RegisterKind, load_profile
+from shelterwatch.sim_inject import SimInject, sim_inject_topic
 
 pytestmark = pytest.mark.integration
 
@@ -196,8 +201,11 @@ async def test_refusals_and_an_unreachable_simulator_are_clear_errors(
     assert answer.startswith(b"HTTP/1.1 400 ") and b"JSON object" in answer
 
 
-async def test_sim_command_still_runs_from_its_settings_and_takes_faults(tmp_path: Path) -> None:
+async def test_sim_command_still_runs_from_its_settings_and_takes_faults(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
     control_port = free_port()
+    mqtt = mqtt_settings(mosquitto.port, prefix=f"t{uuid.uuid4().hex[:6]}/v1")
     gateways = tmp_path / "gateways"
     settings = tmp_path / "sim.yaml"
     settings.write_text(
@@ -209,6 +217,7 @@ async def test_sim_command_still_runs_from_its_settings_and_takes_faults(tmp_pat
                 "tick_s": 0.1,
                 "control_port": control_port,
                 "gateway_config_dir": str(gateways),
+                "mqtt": {"host": mqtt.host, "port": mqtt.port, "prefix": mqtt.prefix},
             }
         ),
         encoding="utf-8",
@@ -245,9 +254,29 @@ async def test_sim_command_still_runs_from_its_settings_and_takes_faults(tmp_pat
         rc, out, err = await cli("sim", "faults", "--sim", url)
         assert rc == 0, err
         assert "siren-01" in out and "siren_amplifier_fault" in out
+
+        # An exercise inject from the control service reaches the fleet over the broker. QoS 1
+        # without retain: published again until the listener, subscribing at its own pace,
+        # has it; the simulator applies each (id, action) once.
+        inject = SimInject(
+            id="drill-1.power",
+            exercise="drill-1",
+            action="inject",
+            site=SIREN,
+            scenario="power_loss",
+            ts=int(time.time() * 1000),
+        )
+        async with MqttClient(mqtt, f"director-{uuid.uuid4().hex[:8]}") as director:
+
+            async def on_battery() -> bool:
+                await director.publish(sim_inject_topic(mqtt.prefix), inject.to_json(), qos=1)
+                return await read(host, port, "siren", "ac_power") is False
+
+            await wait_until(on_battery, 15, "the injected power loss, over Modbus", interval=0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, log = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, log.decode()
     assert f"fault control on {url}" in log.decode()
     assert "fault siren_amplifier_fault switched on at siren-01" in log.decode()
+    assert "inject drill-1.power power_loss at siren-01 (siren-01)" in log.decode()

@@ -184,7 +184,9 @@ def gateways_for(fleet: Fleet, mqtt: MqttSettings, tmp: Path, public_key: str) -
             "sirens": {
                 "confirm_poll_s": 0.02,
                 "supervise_poll_s": 0.05,
-                "end_tolerance_s": 0.3,
+                # The suite shares two cores with its servers: a siren's stop seen 0.26 s
+                # late once failed a 0.3 s tolerance. The 100 ms timing has its own test.
+                "end_tolerance_s": 0.6,
                 "unreachable_after_s": 1.0,
             },
         }

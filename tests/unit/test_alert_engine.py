@@ -162,6 +162,52 @@ def test_equals_rules_on_bools_and_enums() -> None:
     assert low.alert.message == "Siren siren-1: battery 23.0 V (below 24.0 V)"
 
 
+def test_a_stalled_door_motor_raises_but_a_moving_door_does_not() -> None:
+    engine = AlertEngine(load_rules())
+
+    def door(ts: int, amps: float) -> Sample:
+        return sample("door", "door", ts, motor_current=amps)
+
+    # A door travelling draws its running current, with a start-up surge shorter than for_s.
+    assert feed(engine, door(T0, 0.0), door(T0 + S, 9.5), door(T0 + 2 * S, 4.5)) == []
+    assert feed(engine, door(T0 + 10 * S, 0.0)) == []
+    # A held command against a jammed leaf: the stall current for 3 s.
+    assert feed(engine, door(T0 + 20 * S, 9.0)) == []
+    engine.tick(T0 + 23 * S)
+    [event] = engine.events()
+    assert event.rule == "door_motor_stall" and event.alert.severity == "major"
+    assert event.alert.raised_ts == T0 + 23 * S
+    assert event.alert.message.startswith("Door door: motor stalled at 9.0 A (above 8 A)")
+    # Inside the hysteresis band (above 6 A) the motor is still pushing: the alert holds.
+    assert feed(engine, door(T0 + 30 * S, 7.0), door(T0 + 40 * S, 7.0)) == []
+    # The command dropped: no current, cleared after clear_for_s.
+    assert feed(engine, door(T0 + 50 * S, 0.0)) == []
+    engine.tick(T0 + 52 * S)
+    [event] = engine.events()
+    assert event.rule == "door_motor_stall" and not event.alert.active
+
+
+def test_lost_mains_of_a_shelter_raises_and_clears_when_it_is_back() -> None:
+    engine = AlertEngine(load_rules())
+
+    def power(ts: int, mains: bool) -> Sample:
+        return sample("power", "power", ts, mains_present=mains)
+
+    # A blink shorter than for_s (the transfer to the generator) raises nothing.
+    assert feed(engine, power(T0, True), power(T0 + S, False), power(T0 + 5 * S, True)) == []
+    assert feed(engine, power(T0 + 20 * S, False)) == []
+    engine.tick(T0 + 29 * S)
+    assert engine.events() == []
+    engine.tick(T0 + 30 * S)
+    [event] = engine.events()
+    assert (event.rule, event.site, event.device) == ("mains_lost", "shelter-01", "power")
+    assert event.alert.severity == "major" and event.alert.raised_ts == T0 + 30 * S
+    assert event.alert.message.startswith("Shelter shelter-01: mains power lost (power)")
+    [event] = feed(engine, power(T0 + 60 * S, True))
+    assert not event.alert.active
+    assert engine.active() == {}
+
+
 def test_site_parameters_override_rule_defaults() -> None:
     engine = AlertEngine(load_rules(), site_params={"shelter-02": {"water_reserve_pct": 50}})
     for site in ("shelter-01", "shelter-02"):

@@ -70,6 +70,7 @@ def close_door_filtered(fleet: Fleet) -> None:
 def test_the_issue_s_scenarios_are_all_there() -> None:
     assert set(SCENARIOS) == {
         "seal_leak",
+        "door_jam",
         "filter_clogging",
         "fan_failure",
         "stuck_sensor",
@@ -79,6 +80,7 @@ def test_the_issue_s_scenarios_are_all_there() -> None:
         "siren_battery_decay",
         "siren_amplifier_fault",
         "siren_driver_fault",
+        "power_loss",
     }
     for scenario in SCENARIOS.values():
         assert scenario.effect and scenario.repair and scenario.kinds
@@ -347,3 +349,35 @@ async def test_comm_loss_on_a_fleet_that_is_not_serving_starts_nothing() -> None
     await fleet.fault(SHELTER, "comm_loss")
     await fleet.repair(SHELTER, "comm_loss")
     assert not any(d.running for d in fleet.devices)
+
+
+async def test_a_jammed_door_does_not_move_and_moves_again_once_repaired() -> None:
+    fleet, twin = make(), make()
+    await fleet.fault(SHELTER, "door_jam")
+    both(lambda f: f.shelters[SHELTER].apply_write("door", "command", "close"), fleet, twin)
+    run(DOOR_TRAVEL_S + 1, fleet, twin)
+    assert fleet.value(SHELTER, "door", "position") == "open"
+    assert twin.value(SHELTER, "door", "position") == "closed"
+    # The motor is held against the leaf while the command stands.
+    assert num(fleet, SHELTER, "door", "motor_current") > 8
+    await fleet.repair(SHELTER, "door_jam")
+    run(DT, fleet)
+    assert fleet.value(SHELTER, "door", "command") == "idle"
+    fleet.shelters[SHELTER].apply_write("door", "command", "close")
+    run(DOOR_TRAVEL_S + 1, fleet)
+    assert fleet.value(SHELTER, "door", "position") == "closed"
+
+
+async def test_power_loss_cuts_the_mains_of_a_shelter_and_of_a_siren_post() -> None:
+    fleet, twin = make(), make()
+    await fleet.fault(SHELTER, "power_loss")
+    await fleet.fault(SIREN, "power_loss")
+    run(2, fleet, twin)
+    assert fleet.value(SHELTER, "power", "mains_present") is False
+    assert fleet.value(SIREN, "siren", "ac_power") is False
+    assert twin.value(SIREN, "siren", "ac_power") is True
+    await fleet.repair(SHELTER, "power_loss")
+    await fleet.repair(SIREN, "power_loss")
+    run(DT, fleet)
+    assert fleet.value(SHELTER, "power", "mains_present") is True
+    assert fleet.value(SIREN, "siren", "ac_power") is True
