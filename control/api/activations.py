@@ -145,7 +145,11 @@ async def request_from_upstream_cap(
         ) from exc
     try:
         found = await suggest_from_cap(
-            request.state.db, xml, language=settings.cap.language, signal=body.signal
+            request.state.db,
+            xml,
+            language=settings.cap.language,
+            signal=body.signal,
+            visible=None if scope.unlimited else (lambda post: scope.has_site(post.site)),
         )
     except CapError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc

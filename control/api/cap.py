@@ -65,7 +65,7 @@ async def _check_document(request: Request, scope: Scope, row: CapMessage) -> No
         if not any(scope.has_site(site) for site in sites):
             raise _no_message(row.identifier)
         if not scope.covers_sites(sites):
-            needed = scope.needed_area(sites) or "the root"
+            needed = scope.escalation_area(sites) or "the root"
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"this CAP document covers sirens outside your area ({scope.area}): "

@@ -21,7 +21,14 @@ from control.api.siren_errors import CONFLICT, NOT_FOUND, http_error, siren_serv
 from control.areas import Scope
 from control.auth import Permission, Principal
 from control.db import Database, SirenGroup, SirenPost
-from control.sirens import Conflict, NotAllowed, NotFound, SirenError, UnknownTarget
+from control.sirens import (
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    SirenError,
+    UnknownTarget,
+)
 from control.sirens import inventory as inv
 from control.sirens.models import GroupIn, GroupPublic, Slug
 
@@ -101,6 +108,11 @@ async def _writable(db: Database, scope: Scope, name: str, body: GroupIn | None)
         if hidden:
             raise UnknownTarget(sirens=hidden)
         reached = [p.site for p in posts if p.id in body.members or p.district in body.districts]
+        for district in sorted(set(body.districts)):
+            # A district with no siren of the caller's area is unknown to them, whether it
+            # exists elsewhere or nowhere: the answer must not tell which.
+            if not any(p.district == district and scope.has_site(p.site) for p in posts):
+                raise InvalidInput(f"no siren of district {district!r} in your area")
         if not scope.covers_sites(reached):
             raise NotAllowed(_beyond(scope, name, reached, "would reach"))
     try:
@@ -119,7 +131,7 @@ async def _writable(db: Database, scope: Scope, name: str, body: GroupIn | None)
 
 def _beyond(scope: Scope, name: str, sites: list[str], verb: str) -> str:
     outside = sum(1 for s in sites if not scope.has_site(s))
-    needed = scope.needed_area(sites)
+    needed = scope.escalation_area(sites)
     return (
         f"group {name!r} {verb} {outside} sirens outside your area ({scope.area}): "
         f"a user of area {needed or 'the root'} may change it"

@@ -72,6 +72,15 @@ class Scope:
         """The sites of ``sites`` out of scope, sorted (for counting, not for showing)."""
         return sorted({site for site in sites if not self.has_site(site)})
 
+    def escalation_area(self, sites: Iterable[str]) -> str | None:
+        """The area to name to the caller as the one that must act on ``sites``: the lowest
+        area covering them *and the caller's own*. It is always the caller's area or one
+        above it, so naming it tells nothing about a neighbour, even when none of ``sites``
+        is the caller's (the lowest area over those alone would be inside the neighbour's
+        part of the tree)."""
+        wanted = [*sites, *([self.area] if self.area is not None else [])]
+        return self.needed_area(wanted)
+
     def needed_area(self, sites: Iterable[str]) -> str | None:
         """The lowest area whose people may act on all of ``sites`` (a parent, never a
         sibling, so naming it to the caller leaks nothing they may not know)."""

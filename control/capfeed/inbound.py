@@ -11,6 +11,7 @@ one upstream alert makes one request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -52,9 +53,18 @@ class Suggestion:
 
 
 async def suggest(
-    db: Database, xml: bytes, *, language: str, signal: str | None = None
+    db: Database,
+    xml: bytes,
+    *,
+    language: str,
+    signal: str | None = None,
+    visible: Callable[[SirenPost], bool] | None = None,
 ) -> Suggestion:
-    """Read ``xml`` and find its sirens. Raises CapError (a ValueError) saying what is wrong."""
+    """Read ``xml`` and find its sirens. Raises CapError (a ValueError) saying what is wrong.
+
+    ``visible`` says which posts the caller may see: a message that reaches none of those is
+    answered as one that reaches no siren at all, so a caller learns nothing about sirens of
+    another area from where the message's circles fall."""
     cap = parse_alert(xml, language=language)
     if cap.msg_type is MsgType.CANCEL:
         raise CapRefused(
@@ -65,6 +75,10 @@ async def suggest(
     async with db.session() as s:
         posts = list(await s.scalars(select(SirenPost)))
     matches = match_posts(posts, cap.areas)
+    if visible is not None:
+        seen = {post.id for post in posts if visible(post)}
+        if not any(match.siren in seen for match in matches):
+            matches = []
     if not matches:
         names = "; ".join(a.description for a in cap.areas) or "(none)"
         raise NoSirenInArea(

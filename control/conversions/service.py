@@ -502,7 +502,7 @@ def _covered(order: ConversionOrder, scope: Scope | None, doing: str) -> None:
     sites = [t.site for t in order.targets]
     if scope is None or scope.covers_sites(sites):
         return
-    needed = scope.needed_area(sites)
+    needed = scope.escalation_area(sites)
     raise NotAllowed(
         f"{doing} {order.id} needs someone of area {needed!r} or above: its shelters lie "
         f"beyond your area {scope.area!r}; escalate to {needed!r}"

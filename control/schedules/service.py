@@ -383,7 +383,7 @@ class ScheduleService:
             outside = sum(1 for site in sites if not _has(limited, site))
             if outside:
                 known = [site for site in sites if site is not None]
-                needed = limited.needed_area(known) or "the root"
+                needed = limited.escalation_area(known) or "the root"
                 msg = (
                     f"the groups reach {outside} of {len(sites)} sirens outside your area "
                     f"({limited.area}): a user of area {needed} may schedule them"

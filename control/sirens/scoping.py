@@ -61,9 +61,10 @@ def must_see(scope: Scope | None, activation: SirenActivation) -> None:
 
 def reach_refusal(scope: Scope, sites: Sequence[str], what: str) -> NotAllowed:
     """403 for an action over ``sites`` that reach beyond ``scope``: how many lie outside,
-    and the area whose people may act on all of them (a common parent, never a sibling)."""
+    and the area whose people may act on all of them, named only as far as the caller's own
+    area or above (``Scope.escalation_area``), never inside a neighbour's."""
     outside = sum(1 for site in sites if not scope.has_site(site))
-    needed = scope.needed_area(sites)
+    needed = scope.escalation_area(sites)
     who = f"a user of area {needed}" if needed else "a user of the root area"
     return NotAllowed(
         f"{outside} of the {len(sites)} sirens that {what} lie outside your area "

@@ -588,7 +588,7 @@ def _must_decide_within(scope: Scope | None, activation: SirenActivation, verb: 
     scoping.must_see(scope, activation)
     sites = [t.site for t in activation.targets]
     if not scope.covers_sites(sites):
-        needed = scope.needed_area(sites)
+        needed = scope.escalation_area(sites)
         raise NotAllowed(
             f"{activation.id} reaches beyond your area ({scope.area}): "
             f"{sum(1 for s in sites if not scope.has_site(s))} of its {len(sites)} sirens lie "

@@ -278,10 +278,16 @@ async def test_groups_show_only_their_members_in_the_area(rig: Rig) -> None:
     nope = await rig.post("/api/v1/siren-groups", {"name": "mix", "members": ["sr-zz"]}, *commander)
     assert named.status_code == nope.status_code == 404
     assert named.json()["detail"] == nope.json()["detail"].replace("sr-zz", "sr-b1")
+    # A neighbour's district answers in the words of a district that has no siren anywhere.
     by_district = await rig.post(
         "/api/v1/siren-groups", {"name": "mix", "districts": ["binj"]}, *commander
     )
-    assert by_district.status_code == 403
+    nowhere = await rig.post(
+        "/api/v1/siren-groups", {"name": "mix", "districts": ["nowhere"]}, *commander
+    )
+    assert by_district.status_code == nowhere.status_code == 422
+    assert by_district.json() == {"detail": "no siren of district 'binj' in your area"}
+    assert nowhere.json() == {"detail": "no siren of district 'nowhere' in your area"}
     widened = await rig.put("/api/v1/siren-groups/hz-city", {"members": ["sr-x1"]}, *commander)
     assert widened.status_code == 403 and "area hz may change it" in widened.json()["detail"]
     hidden = await rig.put("/api/v1/siren-groups/binj", {"members": ["sr-x1"]}, *commander)
