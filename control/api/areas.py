@@ -21,6 +21,7 @@ from control.api.deps import (
     DatabaseDep,
     ErrorDetail,
     ScopeDep,
+    StoreDep,
     StrictQuery,
     invalid_body,
 )
@@ -100,6 +101,8 @@ class AreaCountsPublic(BaseModel):
     activations_waiting_approval: int
     conversions_under_way: int
     conversions_waiting_approval: int
+    readiness_mean: float | None
+    readiness: dict[str, int]
 
 
 class AreaSummary(BaseModel):
@@ -207,12 +210,15 @@ async def read_area(code: Code, _user: Reader, scope: ScopeDep) -> AreaPublic:
 @router.get(
     "/{code}/summary", responses={404: {"description": "No such area", "model": ErrorDetail}}
 )
-async def area_summary(code: Code, _user: Reader, scope: ScopeDep, db: DatabaseDep) -> AreaSummary:
-    """The area's open alerts, activations and conversions under way, and the same for each
-    of its children: the rolled-up view of a parent over its children."""
+async def area_summary(
+    code: Code, _user: Reader, scope: ScopeDep, db: DatabaseDep, store: StoreDep
+) -> AreaSummary:
+    """The area's readiness (from the sites' last recorded scores), open alerts, activations
+    and conversions under way, and the same for each of its children: the rolled-up view of
+    a parent over its children."""
     tree = scope.tree
     if code not in tree.areas or not scope.has_area(code):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no area {code!r}")
-    counts = await area_counts(db, tree, [code, *tree.children(code)])
+    counts = await area_counts(db, tree, [code, *tree.children(code)], store)
     public = [AreaCountsPublic(**c.__dict__) for c in counts]
     return AreaSummary(area=public[0], children=public[1:])

@@ -195,7 +195,9 @@ async def fleet(
             "area": area or "",
             "areas": area_choices(scope),
             "trail": trail(scope, focus) if focus else [],
-            "rollup": await area_counts(request.state.db, tree, children) if children else [],
+            "rollup": (
+                await area_counts(request.state.db, tree, children, store) if children else []
+            ),
         },
         user=user,
     )

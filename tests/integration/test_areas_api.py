@@ -30,6 +30,8 @@ from control.auth import Role
 from control.db import Database
 from control.db.models import AlertRecord
 from shelterwatch.cli.main import app as cli
+from shelterwatch.store import Sample
+from shelterwatch.store.factory import open_store
 
 pytestmark = pytest.mark.integration
 
@@ -245,10 +247,31 @@ async def test_a_parent_sees_its_children_rolled_up_and_a_child_no_sibling(rig: 
                 )
             )
         await s.commit()
+    # Readiness as the maintenance sweep records it: site-x2 has no record yet.
+    async with open_store(rig.settings.store_url) as store:
+        await store.write(
+            [
+                Sample("readiness", site, "control", "readiness", 5_000 + n, fields)
+                for n, (site, fields) in enumerate(
+                    [
+                        ("site-x1", {"score": 100, "state": "attention", "causes": ""}),
+                        ("site-x1", {"score": 90, "state": "ready", "causes": ""}),
+                        ("site-b1", {"score": 40, "state": "degraded", "causes": "x"}),
+                        ("site-n1", {"score": 10, "state": "not_ready", "causes": "y"}),
+                    ]
+                )
+            ]
+        )
     city = await rig.as_(Role.VIEWER, "hz")
     summary = (await rig.client.get(f"{AREAS}/hz/summary", headers=city)).json()
     assert summary["area"]["sites"] == 3
     assert summary["area"]["alerts_open"] == {"critical": 1, "warning": 2}
+    assert summary["area"]["readiness_mean"] == 65.0
+    assert summary["area"]["readiness"] == {"ready": 1, "degraded": 1, "unknown": 1}
+    assert {c["code"]: c["readiness_mean"] for c in summary["children"]} == {
+        "hz-binj": 40.0,
+        "hz-xihu": 90.0,
+    }
     assert {c["code"]: c["alerts_open"] for c in summary["children"]} == {
         "hz-binj": {"warning": 1},
         "hz-xihu": {"critical": 1, "warning": 1},
