@@ -68,12 +68,15 @@ class FleetFile(BaseModel):
     gateways: list[Annotated[str, Field(pattern=SLUG_PATTERN)]]
     collector: Login = "collector"
     control: Login = "control"
+    # The login of a simulated fleet that plays exercise injects (firmware_sim.injects);
+    # None: no simulator on this broker, as in production.
+    simulator: Login | None = None
     prefix: Annotated[str, Field(pattern=PREFIX_PATTERN)] = DEFAULT_PREFIX
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
         seen: set[str] = set()
-        for login in [*self.gateways, self.collector, self.control]:
+        for login in [*self.logins]:
             if login in seen:
                 raise ValueError(f"login {login!r} appears twice; every login must be distinct")
             seen.add(login)
@@ -81,7 +84,8 @@ class FleetFile(BaseModel):
 
     @property
     def logins(self) -> list[str]:
-        return [self.collector, self.control, *self.gateways]
+        simulator = [self.simulator] if self.simulator is not None else []
+        return [self.collector, self.control, *simulator, *self.gateways]
 
 
 def gateway_rules(gateway: str, prefix: str = DEFAULT_PREFIX) -> list[str]:
@@ -118,6 +122,8 @@ def control_rules(prefix: str = DEFAULT_PREFIX) -> list[str]:
         f"topic write {prefix}/cap",
         # Each site's posture during a conversion (docs/conversion.md).
         f"topic write {prefix}/posture/+",
+        # An exercise's injected situations, for a simulated fleet (docs/areas-and-exercises.md).
+        f"topic write {prefix}/sim/inject",
         f"topic read {prefix}/gw/+/cmd/ack",
         f"topic read {prefix}/gw/+/state",
         f"topic read {prefix}/gw/+/dev/+/data",
@@ -140,6 +146,13 @@ def render_acl(fleet: FleetFile) -> str:
         f"user {fleet.control}",
         *control_rules(p),
     ]
+    if fleet.simulator is not None:
+        lines += [
+            "",
+            f"# The simulated fleet ({fleet.simulator}): reads exercise injects, nothing else.",
+            f"user {fleet.simulator}",
+            f"topic read {p}/sim/inject",
+        ]
     for gateway in fleet.gateways:
         lines += ["", f"user {gateway}", *gateway_rules(gateway, p)]
     return "\n".join(lines) + "\n"

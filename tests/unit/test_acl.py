@@ -118,10 +118,22 @@ def test_logins_and_prefix_come_from_the_fleet_file() -> None:
     assert not allowed(text, "gw-a", "write", f"{P}/gw/gw-a/dev/x/data")
 
 
+def test_a_simulator_login_reads_exercise_injects_and_nothing_else() -> None:
+    text = render_acl(FleetFile(gateways=[A], simulator="sim"))
+    assert rules(text)["sim"] == [("read", f"{P}/sim/inject")]
+    assert allowed(text, "control", "write", f"{P}/sim/inject")
+    for login in ("sim", A, "collector"):
+        assert not allowed(text, login, "write", f"{P}/sim/inject"), login
+    assert not allowed(text, "sim", "read", f"{P}/gw/{A}/cmd")
+    # Without one, as in production, nobody reads them.
+    assert "sim" not in rules(render_acl(FLEET))
+
+
 @pytest.mark.parametrize(
     "doc",
     [
         {"gateways": ["gw-1", "gw-1"]},
+        {"gateways": ["gw-1"], "simulator": "gw-1"},
         {"gateways": ["control"]},
         {"gateways": ["gw-1"], "collector": "gw-1"},
         {"gateways": ["GW 1"]},
