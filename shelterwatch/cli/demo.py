@@ -214,11 +214,35 @@ async def run_demo(opts: DemoOptions) -> None:
         except* _Stop:
             log.info("stopping the demo")
     log.info("demo stopped")
+    # Every service and store is closed now; what is left is the executor threads' shutdown,
+    # which once waited on a blocked worker until the stop deadline. Nothing is left to lose
+    # by then, so the wait is short, and a thread still busy is named.
+    _exit_soon(_EXIT_GRACE_S)
 
 
 # Ctrl-C must stop the demo. Every part closes in turn; one that does not within this long
 # would leave the person at the keyboard waiting with no word, so the demo says so and exits.
 _STOP_DEADLINE_S = 30.0
+
+
+_EXIT_GRACE_S = 3.0
+
+
+def _exit_soon(seconds: float) -> None:
+    def expire() -> None:
+        busy = [t.name for t in threading.enumerate() if t.is_alive() and not t.daemon]
+        log.warning(
+            "the demo stopped, but worker threads were still busy %.0f s later (%s); "
+            "exiting without them",
+            seconds,
+            ", ".join(n for n in busy if n != "MainThread") or "none",
+        )
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
 
 
 def _watchdog(seconds: float) -> None:

@@ -61,10 +61,10 @@ async def test_broker_down_loses_nothing(broker: MosquittoServer, tmp_path: Path
             assert gw.stats.queued - queued_before >= 50
             assert buffered >= 50
             broker.start()
+            # Replayed, not an empty outbox: live messages pass through the outbox too, and
+            # on a busy machine one is nearly always on its way (a wait for depth 0 timed out).
             await wait_until(
-                lambda: gw.outbox.depth == 0 and gw.stats.replayed >= buffered,
-                60,
-                "the outbox drained",
+                lambda: gw.stats.replayed >= buffered, 60, "the outbox's backlog replayed"
             )
             await wait_until(lambda: collector.stats.missing == 0, 30, "no seq gaps left")
             stored = collector.stats.samples
