@@ -204,7 +204,11 @@ async def test_postgres_crash_during_dispatch_loses_and_repeats_nothing(
                 refused.append(resp)
 
         async def crash_when_publishing() -> None:
-            await wait_until(lambda: len(gateway.received) > before, 15, "the burst published")
+            # Once the first of the burst is answered, with the rest on their way: waiting
+            # only for the first publish crashed the database, once, before any answer.
+            await wait_until(
+                lambda: accepted and len(gateway.received) > before, 15, "the burst under way"
+            )
             await crash_for(postgres, 1.0)
 
         await asyncio.gather(crash_when_publishing(), *(submit(n) for n in range(30)))
