@@ -297,6 +297,14 @@ async def test_cancel_sends_siren_cancel_to_every_gateway_involved(
         )
         a = f"{act['id']}-gw-a"
         await r.gw.ack("gw-a", a, "running", device="dev-s-a1", outcome="started")
+
+        # Recorded before the cancel: a siren that never started is cancelled at once, and
+        # then so is the whole activation, with nothing left to wait for.
+        async def s_a1_started() -> bool:
+            view = await r.get(f"/api/v1/activations/{act['id']}")
+            return any(t["siren"] == "s-a1" and t["state"] == "started" for t in view["targets"])
+
+        await wait_until(s_a1_started, 10, "s-a1 recorded as started")
         # A maintainer may not stop a drill; a duty officer may.
         assert (
             await r.post(Role.MAINTAINER, f"/api/v1/activations/{act['id']}/cancel")
