@@ -35,6 +35,11 @@ def _outbox_depth(path: Path) -> int:
         return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
 
+async def _samples_stored(store: SqliteStore) -> int:
+    kinds = ("door", "ventilation", "water", "environment", "power")
+    return sum([await store.count(kind) for kind in kinds])
+
+
 async def test_broker_down_loses_nothing(broker: MosquittoServer, tmp_path: Path) -> None:
     mqtt = mqtt_settings(broker.port)
     async with (
@@ -67,11 +72,16 @@ async def test_broker_down_loses_nothing(broker: MosquittoServer, tmp_path: Path
                 lambda: gw.stats.replayed >= buffered, 60, "the outbox's backlog replayed"
             )
             await wait_until(lambda: collector.stats.missing == 0, 30, "no seq gaps left")
+
+            async def all_stored() -> bool:
+                # The collector writes in batches and acknowledges after each write: the
+                # store catches up with what was published a moment later.
+                return await _samples_stored(store) >= gw.stats.queued - 20
+
+            await wait_until(all_stored, 30, "every message with values stored")
             stored = collector.stats.samples
         # Each data message with values is one sample; the store has each exactly once.
-        distinct = 0
-        for kind in ("door", "ventilation", "water", "environment", "power"):
-            distinct += await store.count(kind)
+        distinct = await _samples_stored(store)
     assert collector.stats.recovered >= 1 or collector.stats.seq_gaps == 0
     assert gw.outbox.dropped == 0
     assert distinct <= stored  # redeliveries collapse; nothing appears twice
